@@ -1,0 +1,17 @@
+//! The contract between cpreg processes.
+//!
+//! # Layout
+//! - [`pb`]: the generated gRPC types of package `cpreg.v1`.
+//! - [`ident`]: identifier checks both ends share (NHS number, postcode, dates, phone numbers).
+//! - [`role`]: the roles carried in client certificates and how they are encoded.
+//! - [`audit`]: the audit chain's exact bytes, hashing, checkpoints and verification.
+
+pub mod audit;
+pub mod ident;
+pub mod role;
+
+/// Generated code for package `cpreg.v1`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("cpreg.v1");
+}
