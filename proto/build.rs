@@ -1,4 +1,6 @@
-//! Compiles the `.proto` contract with protox, so no system `protoc` is needed.
+//! Compiles the `.proto` contract with protox, so no system `protoc` is needed. Messages derive
+//! `serde::Serialize` so the command line's `--json` output is the wire contract itself, with
+//! enum fields written as their lower-case names ("neglect", not 1).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["proto/cpreg/v1/register.proto"];
@@ -6,6 +8,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={file}");
     }
     let fds = protox::compile(files, ["proto"])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    let enum_fields = [
+        ("cpreg.v1.ChildDetails.gender", "crate::json::gender"),
+        ("cpreg.v1.HouseholdChild.gender", "crate::json::gender"),
+        ("cpreg.v1.Plan.categories", "crate::json::categories"),
+        ("cpreg.v1.ChildSummary.categories", "crate::json::categories"),
+        ("cpreg.v1.PlanEnd.reason", "crate::json::end_reason"),
+        ("cpreg.v1.Organisation.kind", "crate::json::organisation_kind"),
+        ("cpreg.v1.HistoricRelease.status", "crate::json::release_status"),
+        ("cpreg.v1.RowAck.outcome", "crate::json::row_outcome"),
+    ];
+    let mut config = tonic_prost_build::configure()
+        .type_attribute(".cpreg.v1", "#[derive(serde::Serialize)]");
+    for (field, with) in enum_fields {
+        config = config.field_attribute(field, format!("#[serde(serialize_with = \"{with}\")]"));
+    }
+    config
+        .field_attribute(".cpreg.v1.AuditEntry.bytes", "#[serde(skip)]")
+        .field_attribute(".cpreg.v1.AuditCheckpoint.bytes", "#[serde(skip)]")
+        .field_attribute(".cpreg.v1.AuditCheckpoint.signature", "#[serde(skip)]")
+        .field_attribute(".cpreg.v1.AddPlanDocumentRequest.content", "#[serde(skip)]")
+        .field_attribute(".cpreg.v1.ImportChunk.data", "#[serde(skip)]")
+        .field_attribute(".cpreg.v1.AuthorityReply.public_key", "#[serde(serialize_with = \"crate::json::hex_bytes\")]")
+        .compile_fds(fds)?;
     Ok(())
 }

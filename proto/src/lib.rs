@@ -4,10 +4,12 @@
 //! - [`pb`]: the generated gRPC types of package `cpreg.v1`.
 //! - [`ident`]: identifier checks both ends share (NHS number, postcode, dates, phone numbers).
 //! - [`role`]: the roles carried in client certificates and how they are encoded.
+//! - [`json`]: how generated messages are written as JSON.
 //! - [`audit`]: the audit chain's exact bytes, hashing, checkpoints and verification.
 
 pub mod audit;
 pub mod ident;
+pub mod json;
 pub mod role;
 
 /// Generated code for package `cpreg.v1`.

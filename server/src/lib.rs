@@ -1,1 +1,111 @@
+//! `cpreg-primary`: the authoritative register of children with a Child Protection Plan for one
+//! local authority, served over gRPC with mutual TLS.
+//!
+//! # Layout
+//! - [`run`]: starts the server on a bound listener until `shutdown` completes; `main.rs`, the
+//!   demo and the tests all start the primary through it.
+//! - [`config`]: the TOML configuration.
+//! - [`record`]: the domain types of a child's record, plans and the directory.
+//! - [`lifecycle`]: the rules of a plan from start to end.
+//! - [`import`]: reading the case system's CSV export row by row.
+//! - [`store`]: the only code that touches redb; every change is one transaction with its
+//!   revision and audit entries.
+//! - [`service`]: the gRPC handlers; [`convert`] and [`error`] are their edge.
+//! - [`auth`]: the caller's role from the client certificate.
+//! - [`keys`]: the authority's Ed25519 signing key.
+//! - [`clock`]: the time, settable in tests.
+//! - [`cli`]: the `cpreg-primary` command line.
 
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod import;
+pub mod keys;
+pub mod lifecycle;
+pub mod record;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use cpreg_proto::pb::register_server::RegisterServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::Store;
+
+/// Largest gRPC message accepted: a plan document or an import chunk.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why the primary could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error("opening the register: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Installs ring as the process's TLS provider; a second call is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Opens the register described by `config`, creating the data folder and signing key if new.
+pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Store, ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Read {
+        what: "data folder",
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let key = keys::load_or_generate(&config.signing_key_path())?;
+    Ok(Store::open(&config.database_path(), &config.authority, key, clock)?)
+}
+
+fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::Read { what, path: path.to_owned(), source })
+}
+
+/// Serves the register on `listener` until `shutdown` completes, then waits for requests in
+/// flight to finish.
+pub async fn run(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    install_crypto_provider();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(read("server certificate", &config.tls.cert)?, read("server key", &config.tls.key)?))
+        .client_ca_root(Certificate::from_pem(read("client CA", &config.tls.client_ca)?));
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_store(&config, clock))
+            .await
+            .map_err(|e| ServeError::Store(store::StoreError::Invalid(e.to_string())))??
+    };
+    let service = service::RegisterService::new(Arc::new(store));
+    tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
+    Server::builder()
+        .tls_config(tls)?
+        .add_service(
+            RegisterServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

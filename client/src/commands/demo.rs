@@ -1,0 +1,214 @@
+//! `cpreg demo --dir D`: a development CA, a primary on loopback with a synthetic register loaded
+//! through the real import, the organisation directory, and a profile per role under
+//! `D/profiles/`. Ctrl-C or SIGTERM stops it cleanly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use cpreg_primary::clock::SystemClock;
+use cpreg_proto::pb;
+use cpreg_proto::role::Role;
+use indicatif::ProgressBar;
+
+use crate::commands::pki::{ProfileTarget, issue_profile};
+use crate::local::LocalPrimary;
+use crate::output::{CliError, Output};
+use crate::pki::DevCa;
+use crate::profile::Profile;
+use crate::synthetic::{Generator, write_csv};
+
+/// The demo's authority id.
+pub const DEMO_AUTHORITY: &str = "demo-borough";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep everything here: data, keys, configs, profiles.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Start with an empty register.
+    #[arg(long)]
+    pub no_seed: bool,
+    /// How many synthetic children to load.
+    #[arg(long, default_value_t = 2_000)]
+    pub records: usize,
+    /// Lookups per operator per hour at the replicas (0 lifts the limit).
+    #[arg(long, default_value_t = 60)]
+    pub rate_limit_per_hour: u32,
+    /// Seed for the synthetic register.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+}
+
+/// The profiles the demo writes: folder name, role, holder, site.
+const PROFILES: [(&str, Role, &str, Option<&str>); 5] = [
+    ("custodian", Role::Custodian, "Safeguarding Unit (demo)", None),
+    ("auditor", Role::Auditor, "Internal Audit (demo)", None),
+    ("ae-terminal", Role::Terminal, "St Elsewhere A&E workstation 1", Some("ae")),
+    ("edt-duty", Role::Terminal, "EDT duty worker", Some("edt")),
+    ("cait-terminal", Role::Terminal, "CAIT officer terminal", Some("cait")),
+];
+
+/// The organisations the demo's directory holds (numbers are Ofcom drama numbers).
+const ORGANISATIONS: [(&str, &str, &str, &str, &str); 5] = [
+    ("st-elsewhere-ae", "St Elsewhere Hospital Emergency Department", "emergency-department", "01632 960 100", "ae"),
+    ("demo-edt", "Demo Borough Emergency Duty Team", "emergency-duty-team", "01632 960 200", "edt"),
+    ("demo-cait", "Demo Police Child Abuse Investigation Team", "police-cait", "020 7946 0300", "cait"),
+    ("demo-gp-ooh", "Demo GP Out-of-Hours Service", "gp-out-of-hours", "01632 960 400", "edt"),
+    ("demo-ambulance", "Demo Ambulance Service Clinical Hub", "ambulance", "01632 960 500", "edt"),
+];
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CliError {
+    let path = path.to_owned();
+    move |source| CliError::Io { what, path, source }
+}
+
+pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
+    std::fs::create_dir_all(&args.dir).map_err(io("demo folder", &args.dir))?;
+    let dir = args.dir.canonicalize().map_err(io("demo folder", &args.dir))?;
+    let pki_dir = dir.join("pki");
+    let ca = if pki_dir.join("ca.pem").exists() {
+        DevCa::load(&pki_dir)?
+    } else {
+        let ca = DevCa::create(DEMO_AUTHORITY)?;
+        ca.save(&pki_dir)?;
+        ca
+    };
+    let primary = LocalPrimary::start(&dir.join("primary"), &ca, Arc::new(SystemClock)).await?;
+    let profiles_dir = dir.join("profiles");
+    for (folder, role, name, site) in PROFILES {
+        let target = ProfileTarget { primary: &primary.url, replica: None, site, days: 30 };
+        issue_profile(&ca, role, name, target, &profiles_dir.join(folder))?;
+    }
+    let custodian = Profile::load(Some(&profiles_dir.join("custodian")))?;
+    wait_until_serving(&custodian, &primary).await?;
+
+    let seeded = if args.no_seed { None } else { Some(seed(&custodian, &dir, args.records, args.seed, out).await?) };
+
+    let summary = serde_json::json!({
+        "ready": true,
+        "dir": dir,
+        "primary": primary.url,
+        "profiles": PROFILES.iter().map(|(f, ..)| profiles_dir.join(f)).collect::<Vec<_>>(),
+        "seeded": seeded,
+        "rate_limit_per_hour": args.rate_limit_per_hour,
+    });
+    out.emit(&summary, || {
+        let p = profiles_dir.display();
+        format!(
+            "cpreg demo ready: primary {url} (authority {DEMO_AUTHORITY})\n\
+             {seeded}\
+             profiles in {p}: custodian, auditor, ae-terminal, edt-duty, cait-terminal\n\n\
+             Try:\n\
+             \x20 cpreg --profile {p}/custodian children list --active\n\
+             \x20 cpreg --profile {p}/custodian children show C0000001\n\
+             \x20 cpreg --profile {p}/custodian children history C0000001\n\
+             \x20 cpreg --profile {p}/custodian orgs list\n\
+             \x20 cpreg --profile {p}/custodian admin import {dir}/seed/register.csv   (again: all unchanged)\n\
+             \x20 cpreg --profile {p}/auditor admin audit verify\n\
+             \x20 cpreg --profile {p}/ae-terminal children list   (refused: wrong role)\n\n\
+             Ctrl-C stops the demo.",
+            url = primary.url,
+            dir = dir.display(),
+            seeded = match &seeded {
+                Some(s) => format!("register: {} children loaded, {} plans ended for the demo\n", s["children"], s["ended"]),
+                None => "register: empty (--no-seed)\n".into(),
+            },
+        )
+    })?;
+
+    cpreg_primary::cli::shutdown_signal().await;
+    if !out.json {
+        eprintln!("stopping...");
+    }
+    primary.stop().await
+}
+
+async fn wait_until_serving(profile: &Profile, primary: &LocalPrimary) -> Result<(), CliError> {
+    for _ in 0..100 {
+        if primary.is_finished() {
+            break;
+        }
+        if let Ok(mut client) = profile.register().await
+            && client.get_authority(pb::GetAuthorityRequest {}).await.is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(CliError::Invalid(format!("the primary at {} did not start; see the log above", primary.url)))
+}
+
+/// Loads a synthetic register through the real import, ends a few plans so the register has
+/// history, and fills the organisation directory. Skipped when the register already has children.
+async fn seed(custodian: &Profile, dir: &Path, records: usize, seed: u64, out: Output) -> Result<serde_json::Value, CliError> {
+    let mut client = custodian.register().await?;
+    let existing = client.list_children(pb::ListChildrenRequest { limit: 1, ..Default::default() }).await?.into_inner().total;
+    if existing > 0 {
+        return Ok(serde_json::json!({ "children": existing, "ended": 0, "kept_existing": true }));
+    }
+    let today = chrono::Utc::now().date_naive();
+    let children = Generator::new(seed, today).children(records);
+    let seed_dir = dir.join("seed");
+    std::fs::create_dir_all(&seed_dir).map_err(io("folder", &seed_dir))?;
+    let csv_path = seed_dir.join("register.csv");
+    let file = std::fs::File::create(&csv_path).map_err(io("seed file", &csv_path))?;
+    write_csv(std::io::BufWriter::new(file), &children).map_err(io("seed file", &csv_path))?;
+    let progress = if out.json { ProgressBar::hidden() } else { ProgressBar::new(records as u64) };
+    let report = crate::commands::import::import_file(custodian, &csv_path, &progress).await?;
+
+    let mut ended = 0;
+    for (i, child) in children.iter().enumerate().filter(|(_, c)| !c.plan_start_date.is_empty() && c.expected_delivery_date.is_empty()) {
+        if i % 17 != 3 {
+            continue;
+        }
+        let Ok(start) = chrono::NaiveDate::parse_from_str(&child.plan_start_date, "%Y-%m-%d") else { continue };
+        let end_date = (start + chrono::Duration::days(120)).min(today).to_string();
+        let (reason, receiving, conference) = match ended % 3 {
+            0 => (pb::EndReason::NoLongerAtRisk, "", ""),
+            1 => (pb::EndReason::Transferred, "Neighbouring Borough Council", end_date.as_str()),
+            _ => (pb::EndReason::LeftUk, "", ""),
+        };
+        let request = pb::EndPlanRequest {
+            record_id: child.record_id.clone(),
+            end: Some(pb::PlanEnd {
+                reason: reason.into(),
+                end_date: end_date.clone(),
+                receiving_authority: receiving.into(),
+                transfer_in_conference_date: conference.into(),
+                ..Default::default()
+            }),
+        };
+        if client.end_plan(request).await.is_ok() {
+            ended += 1;
+        }
+    }
+    for (id, name, kind, number, site) in ORGANISATIONS {
+        let kind = match kind {
+            "emergency-department" => pb::OrganisationKind::EmergencyDepartment,
+            "emergency-duty-team" => pb::OrganisationKind::EmergencyDutyTeam,
+            "police-cait" => pb::OrganisationKind::PoliceCait,
+            "gp-out-of-hours" => pb::OrganisationKind::GpOutOfHours,
+            _ => pb::OrganisationKind::Ambulance,
+        };
+        client
+            .put_organisation(pb::PutOrganisationRequest {
+                organisation: Some(pb::Organisation {
+                    id: id.into(),
+                    name: name.into(),
+                    kind: kind.into(),
+                    callback_number: number.into(),
+                    site: site.into(),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+    }
+    Ok(serde_json::json!({
+        "children": report.accepted + report.updated + report.unchanged,
+        "rejected": report.rejected,
+        "ended": ended,
+        "organisations": ORGANISATIONS.len(),
+        "csv": csv_path,
+    }))
+}

@@ -1,0 +1,87 @@
+//! A primary started inside this process under one folder, with its TLS files and config beside
+//! its data: what the demo runs and what the test harness starts on port 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cpreg_primary::clock::Clock;
+use cpreg_primary::config::{Config, TlsConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::output::CliError;
+use crate::pki::{DevCa, write_issued};
+
+/// A running in-process primary.
+#[derive(Debug)]
+pub struct LocalPrimary {
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT`, for profiles.
+    pub url: String,
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), cpreg_primary::ServeError>>,
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CliError {
+    let path = path.to_owned();
+    move |source| CliError::Io { what, path, source }
+}
+
+/// Writes the primary's certificate and config under `dir` (once) and returns the config.
+pub fn prepare_primary(dir: &Path, ca: &DevCa, listen: SocketAddr) -> Result<Config, CliError> {
+    let tls_dir = dir.join("tls");
+    std::fs::create_dir_all(&tls_dir).map_err(io("folder", &tls_dir))?;
+    let config = Config {
+        authority: ca.authority().to_owned(),
+        data_dir: dir.join("data"),
+        listen,
+        tls: TlsConfig { cert: tls_dir.join("cert.pem"), key: tls_dir.join("key.pem"), client_ca: tls_dir.join("ca.pem") },
+    };
+    if !config.tls.cert.exists() {
+        let issued = ca.issue_server("cpreg-primary", &["localhost".into(), "127.0.0.1".into()])?;
+        write_issued(&issued, &config.tls.cert, &config.tls.key)?;
+        std::fs::write(&config.tls.client_ca, ca.ca_pem()).map_err(io("CA file", &config.tls.client_ca))?;
+    }
+    let path = dir.join("primary.toml");
+    let text = toml::to_string(&config).map_err(|e| CliError::Invalid(e.to_string()))?;
+    std::fs::write(&path, text).map_err(io("config file", &path))?;
+    Ok(config)
+}
+
+impl LocalPrimary {
+    /// Starts a primary on a free loopback port with its state under `dir`.
+    pub async fn start(dir: &Path, ca: &DevCa, clock: Arc<dyn Clock>) -> Result<LocalPrimary, CliError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io("listener", Path::new("127.0.0.1:0")))?;
+        let addr = listener.local_addr().map_err(io("listener", Path::new("127.0.0.1:0")))?;
+        let config = prepare_primary(dir, ca, addr)?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(cpreg_primary::run(config.clone(), clock, listener, async {
+            let _ = rx.await;
+        }));
+        Ok(LocalPrimary { addr, url: format!("https://127.0.0.1:{}", addr.port()), config, shutdown: Some(tx), task })
+    }
+
+    /// The folder the primary keeps its state in.
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// Whether the server task has stopped (for example, it could not open its register).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops the server and waits until every request in flight is done and the register closed.
+    pub async fn stop(mut self) -> Result<(), CliError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CliError::Invalid(format!("primary stopped with an error: {e}"))),
+            Err(e) => Err(CliError::Invalid(format!("primary task failed: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The register's storage: the only code that opens redb tables. It offers domain methods
+//! (`create_child`, `start_plan`, `import_rows`, ...) and makes every change, its revision and its
+//! audit entries one write transaction, so a crash leaves either all of a change or none of it.
+//!
+//! # Layout
+//! - [`audit`]: appending to the hash chain and signing checkpoints inside a transaction.
+//! - [`children`]: children's records, revisions and plans.
+//! - [`directory`]: the organisation directory and historic-plan releases.
+
+mod audit;
+mod children;
+mod directory;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use redb::{Database, TableDefinition};
+
+use crate::clock::Clock;
+use crate::lifecycle::RuleError;
+
+pub use children::{ChildFilter, ImportOutcome};
+
+/// Current record of each child, by record id.
+const CHILDREN: TableDefinition<&str, &[u8]> = TableDefinition::new("children");
+/// Every revision of every child, by (record id, revision).
+const REVISIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("revisions");
+/// Plan documents by hex SHA-256 of their content.
+const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("plan_documents");
+/// The organisation directory, by organisation id.
+const ORGANISATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("organisations");
+/// Historic-plan release requests, by id.
+const RELEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("historic_releases");
+/// The audit chain: exact entry bytes by sequence number.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Signed checkpoints of the audit chain, by the sequence number they cover: (bytes, signature).
+const CHECKPOINTS: TableDefinition<u64, (&[u8], &[u8])> = TableDefinition::new("audit_checkpoints");
+
+/// A failed store operation. Each message says what went wrong in terms a custodian can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No child with that record id.
+    #[error("no child with record id {0:?}")]
+    NoSuchChild(String),
+    /// A child with that record id is already on the register.
+    #[error("a child with record id {0:?} is already on the register; use update to change it")]
+    ChildExists(String),
+    /// The change was based on an older revision than the current one.
+    #[error("record {record_id} is at revision {current}, not {expected}: reload it and apply the change again")]
+    StaleRevision { record_id: String, expected: u32, current: u32 },
+    /// A rule of the procedures was broken.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    /// A field was missing or malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// No organisation with that id.
+    #[error("no organisation with id {0:?}")]
+    NoSuchOrganisation(String),
+    /// No historic release request with that id.
+    #[error("no historic release request with id {0:?}")]
+    NoSuchRelease(String),
+    /// The request has not been approved by the custodian.
+    #[error("historic release {id} is {status}: plans are released only once the custodian approves it")]
+    NotApproved { id: String, status: &'static str },
+    /// The request was already decided.
+    #[error("historic release {0} has already been decided")]
+    AlreadyDecided(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] redb::Error),
+    /// A stored value could not be encoded or decoded.
+    #[error("stored value: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Database(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The register on disk.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    /// Signs audit checkpoints (and, later, snapshots) as the authority.
+    key: SigningKey,
+    authority: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    /// Opens (or creates) the register file, making every table so readers never find one absent.
+    pub fn open(
+        path: &Path,
+        authority: &str,
+        key: SigningKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(CHILDREN)?;
+        txn.open_table(REVISIONS)?;
+        txn.open_table(DOCUMENTS)?;
+        txn.open_table(ORGANISATIONS)?;
+        txn.open_table(RELEASES)?;
+        txn.open_table(AUDIT)?;
+        txn.open_table(CHECKPOINTS)?;
+        txn.commit()?;
+        Ok(Store { db, key, authority: authority.to_owned(), clock })
+    }
+
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
