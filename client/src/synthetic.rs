@@ -1192,12 +1192,16 @@ fn sub_months(d: NaiveDate, months: u32) -> NaiveDate {
         .unwrap_or(NaiveDate::MIN)
 }
 
-/// Moves a Saturday or Sunday back to the Friday: conferences happen on weekdays.
-fn weekday_on_or_before(d: NaiveDate) -> NaiveDate {
-    match d.weekday() {
-        Weekday::Sat => d - Days::new(1),
-        Weekday::Sun => d - Days::new(2),
-        _ => d,
+/// The working day on or before `d`: conferences are not held at weekends, on Christmas Day,
+/// Boxing Day or New Year's Day.
+fn weekday_on_or_before(mut d: NaiveDate) -> NaiveDate {
+    loop {
+        let holiday = matches!((d.month(), d.day()), (12, 25) | (12, 26) | (1, 1));
+        if holiday || matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+            d = d - Days::new(1);
+        } else {
+            return d;
+        }
     }
 }
 
@@ -1635,7 +1639,7 @@ impl Generator {
             return review.max(start + Days::new(1));
         }
         if self.rng.chance(40) {
-            return weekday_on_or_before(today - Days::new(1 + self.rng.below(12)));
+            return weekday_on_or_before(today - Days::new(1 + self.rng.below(9)));
         }
         let mut k = 1;
         let mut review = add_months(start, 9);
@@ -2145,6 +2149,9 @@ mod tests {
         assert_eq!(without_diacritics("Łukasz Wiśniewski"), "Lukasz Wisniewski");
         assert_eq!(without_diacritics("Zoë"), "Zoe");
         assert_eq!(iso(date("2009-03-07")), "2009-03-07");
+        // Sunday 27 December 2026 goes back past Boxing Day and Christmas Day.
+        assert_eq!(weekday_on_or_before(date("2026-12-27")), date("2026-12-24"));
+        assert_eq!(weekday_on_or_before(date("2026-11-23")), date("2026-11-23"));
     }
 
     /// `cargo test -p cpreg --release --lib synthetic::tests::time_a_million -- --ignored --nocapture`

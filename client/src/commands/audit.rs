@@ -10,16 +10,17 @@ use serde::Serialize;
 use crate::output::{CliError, Output};
 use crate::profile::Profile;
 
-#[derive(Debug, Serialize)]
-struct Verdict {
-    intact: bool,
-    entries: u64,
-    checkpoints: u64,
-    head_seq: Option<u64>,
-    key_id: String,
+/// The outcome of a verification, as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub intact: bool,
+    pub entries: u64,
+    pub checkpoints: u64,
+    pub head_seq: Option<u64>,
+    pub key_id: String,
     /// The first entry that was altered or removed.
-    broken_at: Option<u64>,
-    problem: Option<String>,
+    pub broken_at: Option<u64>,
+    pub problem: Option<String>,
 }
 
 fn parse_key(hex_key: &str) -> Result<VerifyingKey, CliError> {
@@ -30,7 +31,9 @@ fn parse_key(hex_key: &str) -> Result<VerifyingKey, CliError> {
     VerifyingKey::from_bytes(&bytes).map_err(|e| CliError::Invalid(format!("--key is not a valid Ed25519 key: {e}")))
 }
 
-pub async fn verify(profile: &Profile, pinned: Option<&str>, out: Output) -> Result<(), CliError> {
+/// Fetches the chain from the primary and verifies it against the pinned key, or the key the
+/// primary reports.
+pub async fn check(profile: &Profile, pinned: Option<&str>) -> Result<Verdict, CliError> {
     let mut client = profile.register().await?;
     let key = match pinned {
         Some(k) => parse_key(k)?,
@@ -71,6 +74,11 @@ pub async fn verify(profile: &Profile, pinned: Option<&str>, out: Output) -> Res
             problem: Some(broken.to_string()),
         },
     };
+    Ok(verdict)
+}
+
+pub async fn verify(profile: &Profile, pinned: Option<&str>, out: Output) -> Result<(), CliError> {
+    let verdict = check(profile, pinned).await?;
     out.emit(&verdict, || match &verdict.problem {
         None => format!("audit chain intact: {} entries, {} signed checkpoints", verdict.entries, verdict.checkpoints),
         Some(p) => format!("audit chain BROKEN: {p}"),
