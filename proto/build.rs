@@ -12,14 +12,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("cpreg.v1.ChildDetails.gender", "crate::json::gender"),
         ("cpreg.v1.HouseholdChild.gender", "crate::json::gender"),
         ("cpreg.v1.Plan.categories", "crate::json::categories"),
-        ("cpreg.v1.ChildSummary.categories", "crate::json::categories"),
+        (
+            "cpreg.v1.ChildSummary.categories",
+            "crate::json::categories",
+        ),
         ("cpreg.v1.PlanEnd.reason", "crate::json::end_reason"),
-        ("cpreg.v1.Organisation.kind", "crate::json::organisation_kind"),
-        ("cpreg.v1.HistoricRelease.status", "crate::json::release_status"),
+        (
+            "cpreg.v1.Organisation.kind",
+            "crate::json::organisation_kind",
+        ),
+        (
+            "cpreg.v1.HistoricRelease.status",
+            "crate::json::release_status",
+        ),
         ("cpreg.v1.RowAck.outcome", "crate::json::row_outcome"),
     ];
-    let mut config = tonic_prost_build::configure()
-        .type_attribute(".cpreg.v1", "#[derive(serde::Serialize)]");
+    let mut config =
+        tonic_prost_build::configure().type_attribute(".cpreg.v1", "#[derive(serde::Serialize)]");
     for (field, with) in enum_fields {
         config = config.field_attribute(field, format!("#[serde(serialize_with = \"{with}\")]"));
     }
@@ -29,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .field_attribute(".cpreg.v1.AuditCheckpoint.signature", "#[serde(skip)]")
         .field_attribute(".cpreg.v1.AddPlanDocumentRequest.content", "#[serde(skip)]")
         .field_attribute(".cpreg.v1.ImportChunk.data", "#[serde(skip)]")
-        .field_attribute(".cpreg.v1.AuthorityReply.public_key", "#[serde(serialize_with = \"crate::json::hex_bytes\")]")
+        .field_attribute(
+            ".cpreg.v1.AuthorityReply.public_key",
+            "#[serde(serialize_with = \"crate::json::hex_bytes\")]",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

@@ -239,7 +239,9 @@ pub enum OrgsCommand {
     /// Add an organisation, or replace one with the same id.
     Put(OrganisationFields),
     List,
-    Remove { id: String },
+    Remove {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,7 +268,9 @@ pub enum HistoricCommand {
     },
     List,
     /// The ended plans of an approved request.
-    Release { id: String },
+    Release {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -334,7 +338,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plans(cmd) => commands::plans::run(&profile()?, cmd, out).await,
         Command::Organisations(cmd) => commands::directory::orgs(&profile()?, cmd, out).await,
         Command::Historic(cmd) => commands::directory::historic(&profile()?, cmd, out).await,
-        Command::Admin(AdminCommand::Import { file }) => commands::import::run(&profile()?, &file, out).await,
+        Command::Admin(AdminCommand::Import { file }) => {
+            commands::import::run(&profile()?, &file, out).await
+        }
         Command::Admin(AdminCommand::Audit(AuditCommand::Verify { key })) => {
             commands::audit::verify(&profile()?, key.as_deref(), out).await
         }

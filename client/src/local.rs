@@ -37,12 +37,17 @@ pub fn prepare_primary(dir: &Path, ca: &DevCa, listen: SocketAddr) -> Result<Con
         authority: ca.authority().to_owned(),
         data_dir: dir.join("data"),
         listen,
-        tls: TlsConfig { cert: tls_dir.join("cert.pem"), key: tls_dir.join("key.pem"), client_ca: tls_dir.join("ca.pem") },
+        tls: TlsConfig {
+            cert: tls_dir.join("cert.pem"),
+            key: tls_dir.join("key.pem"),
+            client_ca: tls_dir.join("ca.pem"),
+        },
     };
     if !config.tls.cert.exists() {
         let issued = ca.issue_server("cpreg-primary", &["localhost".into(), "127.0.0.1".into()])?;
         write_issued(&issued, &config.tls.cert, &config.tls.key)?;
-        std::fs::write(&config.tls.client_ca, ca.ca_pem()).map_err(io("CA file", &config.tls.client_ca))?;
+        std::fs::write(&config.tls.client_ca, ca.ca_pem())
+            .map_err(io("CA file", &config.tls.client_ca))?;
     }
     let path = dir.join("primary.toml");
     let text = toml::to_string(&config).map_err(|e| CliError::Invalid(e.to_string()))?;
@@ -52,15 +57,29 @@ pub fn prepare_primary(dir: &Path, ca: &DevCa, listen: SocketAddr) -> Result<Con
 
 impl LocalPrimary {
     /// Starts a primary on a free loopback port with its state under `dir`.
-    pub async fn start(dir: &Path, ca: &DevCa, clock: Arc<dyn Clock>) -> Result<LocalPrimary, CliError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io("listener", Path::new("127.0.0.1:0")))?;
-        let addr = listener.local_addr().map_err(io("listener", Path::new("127.0.0.1:0")))?;
+    pub async fn start(
+        dir: &Path,
+        ca: &DevCa,
+        clock: Arc<dyn Clock>,
+    ) -> Result<LocalPrimary, CliError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(io("listener", Path::new("127.0.0.1:0")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io("listener", Path::new("127.0.0.1:0")))?;
         let config = prepare_primary(dir, ca, addr)?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(cpreg_primary::run(config.clone(), clock, listener, async {
             let _ = rx.await;
         }));
-        Ok(LocalPrimary { addr, url: format!("https://127.0.0.1:{}", addr.port()), config, shutdown: Some(tx), task })
+        Ok(LocalPrimary {
+            addr,
+            url: format!("https://127.0.0.1:{}", addr.port()),
+            config,
+            shutdown: Some(tx),
+            task,
+        })
     }
 
     /// The folder the primary keeps its state in.
@@ -80,7 +99,9 @@ impl LocalPrimary {
         }
         match (&mut self.task).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(CliError::Invalid(format!("primary stopped with an error: {e}"))),
+            Ok(Err(e)) => Err(CliError::Invalid(format!(
+                "primary stopped with an error: {e}"
+            ))),
             Err(e) => Err(CliError::Invalid(format!("primary task failed: {e}"))),
         }
     }

@@ -11,9 +11,14 @@ pub struct Output {
 
 impl Output {
     /// Prints `value` as JSON, or `human()` as text.
-    pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<(), CliError> {
+    pub fn emit<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce() -> String,
+    ) -> Result<(), CliError> {
         if self.json {
-            let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Invalid(e.to_string()))?;
+            let text = serde_json::to_string_pretty(value)
+                .map_err(|e| CliError::Invalid(e.to_string()))?;
             println!("{text}");
         } else {
             let text = human();
@@ -41,7 +46,11 @@ pub enum CliError {
     #[error("{0}")]
     Finding(String),
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn describe(status: &tonic::Status) -> String {
@@ -63,7 +72,16 @@ impl CliError {
     /// The process exit code: 2 for what the user sent, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Refused(s) if matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::NotFound) => 2,
+            CliError::Refused(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::InvalidArgument
+                        | tonic::Code::FailedPrecondition
+                        | tonic::Code::NotFound
+                ) =>
+            {
+                2
+            }
             CliError::Invalid(_) => 2,
             CliError::Finding(_) => 3,
             _ => 1,

@@ -45,10 +45,15 @@ pub struct Profile {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProfileError {
-    #[error("no profile given: pass --profile DIR or set CPREG_PROFILE (a folder with profile.toml, cert.pem, key.pem, ca.pem)")]
+    #[error(
+        "no profile given: pass --profile DIR or set CPREG_PROFILE (a folder with profile.toml, cert.pem, key.pem, ca.pem)"
+    )]
     Missing,
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("cannot connect to {address}: {message}")]
@@ -56,7 +61,10 @@ pub enum ProfileError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ProfileError> {
-    std::fs::read(path).map_err(|source| ProfileError::Read { path: path.to_owned(), source })
+    std::fs::read(path).map_err(|source| ProfileError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl Profile {
@@ -64,28 +72,43 @@ impl Profile {
         let dir = dir.ok_or(ProfileError::Missing)?;
         let path = dir.join(PROFILE_FILE);
         let text = String::from_utf8_lossy(&read(&path)?).into_owned();
-        let file = toml::from_str(&text).map_err(|e| ProfileError::Parse { path, message: e.to_string() })?;
-        Ok(Profile { dir: dir.to_owned(), file })
+        let file = toml::from_str(&text).map_err(|e| ProfileError::Parse {
+            path,
+            message: e.to_string(),
+        })?;
+        Ok(Profile {
+            dir: dir.to_owned(),
+            file,
+        })
     }
 
     /// Writes `profile.toml` into `dir` (the certificate files are written by the caller).
     pub fn write(dir: &Path, file: &ProfileFile) -> Result<(), ProfileError> {
         let path = dir.join(PROFILE_FILE);
-        let text = toml::to_string(file).map_err(|e| ProfileError::Parse { path: path.clone(), message: e.to_string() })?;
+        let text = toml::to_string(file).map_err(|e| ProfileError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         std::fs::write(&path, text).map_err(|source| ProfileError::Read { path, source })
     }
 
     fn tls(&self) -> Result<ClientTlsConfig, ProfileError> {
         Ok(ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(read(&self.dir.join("ca.pem"))?))
-            .identity(Identity::from_pem(read(&self.dir.join("cert.pem"))?, read(&self.dir.join("key.pem"))?))
+            .identity(Identity::from_pem(
+                read(&self.dir.join("cert.pem"))?,
+                read(&self.dir.join("key.pem"))?,
+            ))
             .domain_name(self.file.server_name.clone()))
     }
 
     /// A mutual-TLS channel to `address`.
     pub async fn channel(&self, address: &str) -> Result<Channel, ProfileError> {
         cpreg_primary::install_crypto_provider();
-        let connect = |message: String| ProfileError::Connect { address: address.to_owned(), message };
+        let connect = |message: String| ProfileError::Connect {
+            address: address.to_owned(),
+            message,
+        };
         Channel::from_shared(address.to_owned())
             .map_err(|e| connect(e.to_string()))?
             .tls_config(self.tls()?)
@@ -93,7 +116,14 @@ impl Profile {
             .connect_timeout(std::time::Duration::from_secs(10))
             .connect()
             .await
-            .map_err(|e| connect(format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default())))
+            .map_err(|e| {
+                connect(format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                ))
+            })
     }
 
     /// The primary's register service.

@@ -7,7 +7,10 @@ use serde::ser::SerializeSeq;
 use crate::pb;
 
 fn name(full: &str, prefix: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_ascii_lowercase().replace('_', "-")
+    full.strip_prefix(prefix)
+        .unwrap_or(full)
+        .to_ascii_lowercase()
+        .replace('_', "-")
 }
 
 macro_rules! enum_field {
@@ -23,7 +26,11 @@ macro_rules! enum_field {
 
 enum_field!(gender, pb::Gender, "GENDER_");
 enum_field!(end_reason, pb::EndReason, "END_REASON_");
-enum_field!(organisation_kind, pb::OrganisationKind, "ORGANISATION_KIND_");
+enum_field!(
+    organisation_kind,
+    pb::OrganisationKind,
+    "ORGANISATION_KIND_"
+);
 enum_field!(release_status, pb::ReleaseStatus, "RELEASE_STATUS_");
 enum_field!(row_outcome, pb::RowOutcome, "ROW_OUTCOME_");
 
@@ -50,8 +57,14 @@ pub fn hex_bytes<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
 mod tests {
     #[test]
     fn enums_are_written_by_name() {
-        let plan = crate::pb::Plan { categories: vec![1, 4], ..Default::default() };
+        let plan = crate::pb::Plan {
+            categories: vec![1, 4],
+            ..Default::default()
+        };
         let json = serde_json::to_value(&plan).expect("json");
-        assert_eq!(json["categories"], serde_json::json!(["neglect", "emotional"]));
+        assert_eq!(
+            json["categories"],
+            serde_json::json!(["neglect", "emotional"])
+        );
     }
 }

@@ -22,11 +22,12 @@ impl Caller {
 
     /// Reads the role encoding from a DER certificate.
     pub fn from_certificate(der: &[u8]) -> Result<Caller, String> {
-        let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
         let subject = cert.subject();
-        let first = |mut it: Box<dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>> + '_>| {
-            it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
-        };
+        let first = |mut it: Box<
+            dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>> + '_,
+        >| { it.next().and_then(|a| a.as_str().ok()).map(str::to_owned) };
         let role = first(Box::new(subject.iter_organizational_unit()))
             .ok_or("the certificate names no role (OU)")?
             .parse::<Role>()
@@ -42,7 +43,12 @@ impl Caller {
 
 /// Checks the caller holds one of `allowed` roles for this authority. Anything else is
 /// PERMISSION_DENIED, and logged.
-pub fn require<T>(request: &Request<T>, authority: &str, allowed: &[Role], rpc: &str) -> Result<Caller, Status> {
+pub fn require<T>(
+    request: &Request<T>,
+    authority: &str,
+    allowed: &[Role],
+    rpc: &str,
+) -> Result<Caller, Status> {
     let certs = request
         .peer_certs()
         .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;

@@ -65,7 +65,12 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Serve { config, listen, data_dir, log_json } => {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            log_json,
+        } => {
             let mut config = load(&config, data_dir)?;
             if let Some(listen) = listen {
                 config.listen = listen;
@@ -88,10 +93,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::AuditVerify { config, data_dir } => {
             let config = load(&config, data_dir)?;
             crate::install_crypto_provider();
-            let store = crate::open_store(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            let store =
+                crate::open_store(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             match store.verify_audit().map_err(|e| e.to_string())? {
                 Ok(report) => {
-                    println!("audit chain intact: {} entries, {} signed checkpoints", report.entries, report.checkpoints);
+                    println!(
+                        "audit chain intact: {} entries, {} signed checkpoints",
+                        report.entries, report.checkpoints
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(broken) => {
@@ -121,7 +130,14 @@ pub async fn shutdown_signal() {
 
 /// Logs through tracing, as text or JSON lines, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -37,7 +37,10 @@ fn default_listen() -> SocketAddr {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -45,8 +48,14 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML file; unknown keys are refused with the key named.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -55,5 +64,30 @@ impl Config {
 
     pub fn signing_key_path(&self) -> PathBuf {
         self.data_dir.join("signing.key")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_in_deploy_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/primary.toml");
+        let config = Config::load(&path).expect("example loads");
+        assert_eq!(config.authority, "demo-borough");
+        assert_eq!(config.signing_key_path(), Path::new("/var/lib/cpreg-primary/signing.key"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("cpreg-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "authority = \"x\"\ndata_dir = \"/tmp\"\nlisten_on = \"1\"\n[tls]\ncert=\"a\"\nkey=\"b\"\nclient_ca=\"c\"\n").expect("write");
+        let err = Config::load(&path).expect_err("refused").to_string();
+        assert!(err.contains("listen_on"), "{err}");
+        let err = Config::load(&dir.join("missing.toml")).expect_err("missing").to_string();
+        assert!(err.contains("missing.toml"), "{err}");
     }
 }

@@ -40,7 +40,11 @@ fn req_date(field: &'static str, value: &str) -> Result<NaiveDate> {
 }
 
 fn opt_phone(value: &str) -> Result<String> {
-    if value.trim().is_empty() { Ok(String::new()) } else { Ok(ident::phone(value)?) }
+    if value.trim().is_empty() {
+        Ok(String::new())
+    } else {
+        Ok(ident::phone(value)?)
+    }
 }
 
 fn date_str(date: Option<NaiveDate>) -> String {
@@ -54,7 +58,11 @@ fn time_str(at: DateTime<Utc>) -> String {
 /// A record id: the case system's id, printable and short.
 pub fn record_id(value: &str) -> Result<String> {
     let id = required("record_id", value)?;
-    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.')) {
+    if id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'))
+    {
         return Err(FieldError(format!(
             "record_id {id:?} must be up to 64 letters, digits, '-', '_', '/' or '.'"
         )));
@@ -85,7 +93,9 @@ pub fn category_from(c: i32) -> Result<Category> {
         Ok(pb::Category::Physical) => Ok(Category::Physical),
         Ok(pb::Category::Sexual) => Ok(Category::Sexual),
         Ok(pb::Category::Emotional) => Ok(Category::Emotional),
-        _ => Err(FieldError("category must be neglect, physical, sexual or emotional".into())),
+        _ => Err(FieldError(
+            "category must be neglect, physical, sexual or emotional".into(),
+        )),
     }
 }
 
@@ -140,11 +150,19 @@ fn contact_from(c: Option<&pb::Contact>) -> Result<Option<Contact>> {
     if c.name.trim().is_empty() && c.phone.trim().is_empty() && c.address.trim().is_empty() {
         return Ok(None);
     }
-    Ok(Some(Contact { name: c.name.trim().to_owned(), address: c.address.trim().to_owned(), phone: opt_phone(&c.phone)? }))
+    Ok(Some(Contact {
+        name: c.name.trim().to_owned(),
+        address: c.address.trim().to_owned(),
+        phone: opt_phone(&c.phone)?,
+    }))
 }
 
 fn contact_to(c: &Contact) -> pb::Contact {
-    pb::Contact { name: c.name.clone(), address: c.address.clone(), phone: c.phone.clone() }
+    pb::Contact {
+        name: c.name.clone(),
+        address: c.address.clone(),
+        phone: c.phone.clone(),
+    }
 }
 
 fn person_from(p: &pb::Person) -> Result<Person> {
@@ -210,15 +228,24 @@ pub fn details_from(d: Option<&pb::ChildDetails>, today: NaiveDate) -> Result<Ch
         _ => required("surname", &d.surname)?,
     };
     let postcode = |v: &str| -> Result<Option<String>> {
-        Ok((!v.trim().is_empty()).then(|| ident::postcode(v)).transpose()?)
+        Ok((!v.trim().is_empty())
+            .then(|| ident::postcode(v))
+            .transpose()?)
     };
     Ok(ChildDetails {
         given_names: d.given_names.trim().to_owned(),
         surname,
-        other_names: d.other_names.iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect(),
+        other_names: d
+            .other_names
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect(),
         date_of_birth,
         gender: gender_from(d.gender),
-        nhs_number: (!d.nhs_number.trim().is_empty()).then(|| ident::nhs_number(&d.nhs_number)).transpose()?,
+        nhs_number: (!d.nhs_number.trim().is_empty())
+            .then(|| ident::nhs_number(&d.nhs_number))
+            .transpose()?,
         ethnicity: d.ethnicity.trim().to_owned(),
         legal_status: d.legal_status.trim().to_owned(),
         home_address: d.home_address.trim().to_owned(),
@@ -227,7 +254,11 @@ pub fn details_from(d: Option<&pb::ChildDetails>, today: NaiveDate) -> Result<Ch
         current_postcode: postcode(&d.current_postcode)?,
         unborn,
         parents: d.parents.iter().map(person_from).collect::<Result<_>>()?,
-        household_adults: d.household_adults.iter().map(person_from).collect::<Result<_>>()?,
+        household_adults: d
+            .household_adults
+            .iter()
+            .map(person_from)
+            .collect::<Result<_>>()?,
         household_children: d
             .household_children
             .iter()
@@ -344,7 +375,10 @@ pub fn plan_to(p: &Plan) -> pb::Plan {
         reviews: p
             .reviews
             .iter()
-            .map(|r| pb::Review { held_on: r.held_on.to_string(), next_review_date: r.next_review_date.to_string() })
+            .map(|r| pb::Review {
+                held_on: r.held_on.to_string(),
+                next_review_date: r.next_review_date.to_string(),
+            })
             .collect(),
         notice_period_days: p.notice_period_days.unwrap_or(0),
         end: p.end.as_ref().map(|e| pb::PlanEnd {
@@ -389,9 +423,17 @@ pub fn summary_to(r: &ChildRecord) -> pb::ChildSummary {
         surname: r.details.surname.clone(),
         date_of_birth: date_str(r.details.date_of_birth),
         plan_status: r.plan_status(),
-        categories: plan.map(|p| p.categories.iter().map(|c| category_to(*c)).collect()).unwrap_or_default(),
-        next_review_date: r.active_plan().map(|p| p.next_review_date.to_string()).unwrap_or_default(),
-        lead_social_worker: r.active_plan().map(|p| p.lead_social_worker.name.clone()).unwrap_or_default(),
+        categories: plan
+            .map(|p| p.categories.iter().map(|c| category_to(*c)).collect())
+            .unwrap_or_default(),
+        next_review_date: r
+            .active_plan()
+            .map(|p| p.next_review_date.to_string())
+            .unwrap_or_default(),
+        lead_social_worker: r
+            .active_plan()
+            .map(|p| p.lead_social_worker.name.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -409,7 +451,9 @@ pub fn revision_to(r: &Revision) -> pb::Revision {
 fn lead_social_worker_from(c: Option<&pb::Contact>) -> Result<Contact> {
     let c = contact_from(c)?.unwrap_or_default();
     if c.name.is_empty() || c.phone.is_empty() {
-        return Err(FieldError("lead social worker's name and telephone number are required".into()));
+        return Err(FieldError(
+            "lead social worker's name and telephone number are required".into(),
+        ));
     }
     Ok(c)
 }
@@ -420,7 +464,12 @@ pub fn plan_start_from(r: &pb::StartPlanRequest) -> Result<PlanStart> {
         start_date: req_date("start_date", &r.start_date)?,
         lead_social_worker: lead_social_worker_from(r.lead_social_worker.as_ref())?,
         team_manager: contact_from(r.team_manager.as_ref())?.unwrap_or_default(),
-        core_group: r.core_group.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        core_group: r
+            .core_group
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
         next_review_date: req_date("next_review_date", &r.next_review_date)?,
         notice_period_days: (r.notice_period_days > 0).then_some(r.notice_period_days),
     })
@@ -428,14 +477,17 @@ pub fn plan_start_from(r: &pb::StartPlanRequest) -> Result<PlanStart> {
 
 pub fn plan_change_from(r: &pb::ChangePlanRequest) -> Result<PlanChange> {
     Ok(PlanChange {
-        categories: (!r.categories.is_empty()).then(|| categories_from(&r.categories)).transpose()?,
+        categories: (!r.categories.is_empty())
+            .then(|| categories_from(&r.categories))
+            .transpose()?,
         lead_social_worker: r
             .lead_social_worker
             .as_ref()
             .map(|c| lead_social_worker_from(Some(c)))
             .transpose()?,
         team_manager: contact_from(r.team_manager.as_ref())?,
-        core_group: (r.replace_core_group || !r.core_group.is_empty()).then(|| r.core_group.clone()),
+        core_group: (r.replace_core_group || !r.core_group.is_empty())
+            .then(|| r.core_group.clone()),
     })
 }
 
@@ -445,7 +497,10 @@ pub fn plan_end_from(e: Option<&pb::PlanEnd>) -> Result<PlanEnd> {
         reason: end_reason_from(e.reason)?,
         end_date: req_date("end_date", &e.end_date)?,
         receiving_authority: e.receiving_authority.trim().to_owned(),
-        transfer_in_conference_date: opt_date("transfer_in_conference_date", &e.transfer_in_conference_date)?,
+        transfer_in_conference_date: opt_date(
+            "transfer_in_conference_date",
+            &e.transfer_in_conference_date,
+        )?,
         looked_after_from: opt_date("looked_after_from", &e.looked_after_from)?,
         letter_date: opt_date("letter_date", &e.letter_date)?,
         note: e.note.trim().to_owned(),
@@ -453,7 +508,10 @@ pub fn plan_end_from(e: Option<&pb::PlanEnd>) -> Result<PlanEnd> {
 }
 
 pub fn dates_from(held_on: &str, next: &str) -> Result<(NaiveDate, NaiveDate)> {
-    Ok((req_date("held_on", held_on)?, req_date("next_review_date", next)?))
+    Ok((
+        req_date("held_on", held_on)?,
+        req_date("next_review_date", next)?,
+    ))
 }
 
 pub fn document_date_from(value: &str) -> Result<NaiveDate> {
@@ -497,7 +555,11 @@ fn organisation_kind_to(k: OrganisationKind) -> i32 {
 /// An organisation id: lower-case letters, digits and dashes.
 pub fn organisation_id(value: &str) -> Result<String> {
     let id = required("organisation id", value)?;
-    if id.len() > 48 || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if id.len() > 48
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         return Err(FieldError(format!(
             "organisation id {id:?} must be up to 48 lower-case letters, digits and dashes, like st-marys-ae"
         )));
@@ -506,7 +568,11 @@ pub fn organisation_id(value: &str) -> Result<String> {
 }
 
 /// The organisation as the custodian verified it, on `today`.
-pub fn organisation_from(o: Option<&pb::Organisation>, verified_by: &str, today: NaiveDate) -> Result<Organisation> {
+pub fn organisation_from(
+    o: Option<&pb::Organisation>,
+    verified_by: &str,
+    today: NaiveDate,
+) -> Result<Organisation> {
     let o = o.ok_or_else(|| FieldError("organisation is required".into()))?;
     Ok(Organisation {
         id: organisation_id(&o.id)?,
@@ -553,11 +619,16 @@ pub fn release_to(r: &HistoricRelease) -> pb::HistoricRelease {
 }
 
 /// A historic release request: every field is needed, the reason above all (seed 004).
-pub fn release_request_from(r: &pb::HistoricReleaseRequest) -> Result<(String, String, String, String)> {
+pub fn release_request_from(
+    r: &pb::HistoricReleaseRequest,
+) -> Result<(String, String, String, String)> {
     Ok((
         record_id(&r.record_id)?,
         required("requesting_authority", &r.requesting_authority)?,
         required("requester", &r.requester)?,
-        required("reason (why the other authority needs the plans)", &r.reason)?,
+        required(
+            "reason (why the other authority needs the plans)",
+            &r.reason,
+        )?,
     ))
 }

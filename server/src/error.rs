@@ -14,14 +14,14 @@ impl From<FieldError> for Status {
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::NoSuchChild(_) | StoreError::NoSuchOrganisation(_) | StoreError::NoSuchRelease(_) => {
-                Status::not_found(e.to_string())
-            }
+            StoreError::NoSuchChild(_)
+            | StoreError::NoSuchOrganisation(_)
+            | StoreError::NoSuchRelease(_) => Status::not_found(e.to_string()),
             StoreError::ChildExists(_) => Status::already_exists(e.to_string()),
             StoreError::StaleRevision { .. } => Status::aborted(e.to_string()),
-            StoreError::Rule(_) | StoreError::NotApproved { .. } | StoreError::AlreadyDecided(_) => {
-                Status::failed_precondition(e.to_string())
-            }
+            StoreError::Rule(_)
+            | StoreError::NotApproved { .. }
+            | StoreError::AlreadyDecided(_) => Status::failed_precondition(e.to_string()),
             StoreError::Invalid(_) => Status::invalid_argument(e.to_string()),
             StoreError::Database(_) | StoreError::Encoding(_) => {
                 tracing::error!(error = %e, "store failure");

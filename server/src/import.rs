@@ -77,7 +77,7 @@ pub struct RowRejection {
 /// What the reader yields, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadRow {
-    Row(ImportRow),
+    Row(Box<ImportRow>),
     Rejected(RowRejection),
 }
 
@@ -120,7 +120,11 @@ fn split_record(text: &str) -> Result<Option<Vec<String>>, &'static str> {
                     return Ok(Some(fields));
                 }
                 Some(',') => fields.push(field),
-                Some(_) => return Err("broken quoting: text after a closing quote; quote the whole field and double any quote inside it"),
+                Some(_) => {
+                    return Err(
+                        "broken quoting: text after a closing quote; quote the whole field and double any quote inside it",
+                    );
+                }
             }
         } else {
             loop {
@@ -133,7 +137,11 @@ fn split_record(text: &str) -> Result<Option<Vec<String>>, &'static str> {
                         fields.push(field);
                         break;
                     }
-                    Some('"') => return Err("broken quoting: a quote inside an unquoted field; quote the whole field and double any quote inside it"),
+                    Some('"') => {
+                        return Err(
+                            "broken quoting: a quote inside an unquoted field; quote the whole field and double any quote inside it",
+                        );
+                    }
                     Some(c) => field.push(c),
                 }
             }
@@ -141,13 +149,16 @@ fn split_record(text: &str) -> Result<Option<Vec<String>>, &'static str> {
     }
 }
 
+/// One line of the file: its number, and its text if it is UTF-8.
+type PhysicalLine = (u64, Option<String>);
+
 /// Reads rows from a CSV stream one at a time.
 pub struct RowReader<R> {
     input: R,
     next_line: u64,
     /// Lines read ahead while looking for the end of a quoted field, given back when the row
     /// turned out to be broken.
-    pushed_back: VecDeque<(u64, Result<String, ()>)>,
+    pushed_back: VecDeque<PhysicalLine>,
     columns: Vec<Option<usize>>,
     width: usize,
     today: NaiveDate,
@@ -160,7 +171,9 @@ impl<R: BufRead> RowReader<R> {
         if input.read_line(&mut header)? == 0 {
             return Err(FileError::Empty);
         }
-        let header = header.trim_start_matches('\u{feff}').trim_end_matches(['\r', '\n']);
+        let header = header
+            .trim_start_matches('\u{feff}')
+            .trim_end_matches(['\r', '\n']);
         let names = split_record(header)
             .map_err(|e| FileError::BadHeader(e.to_owned()))?
             .ok_or_else(|| FileError::BadHeader("unclosed quote".into()))?;
@@ -169,14 +182,22 @@ impl<R: BufRead> RowReader<R> {
             .enumerate()
             .map(|(i, n)| (n.trim().to_ascii_lowercase(), i))
             .collect();
-        let columns: Vec<Option<usize>> = COLUMNS.iter().map(|c| position.get(*c).copied()).collect();
+        let columns: Vec<Option<usize>> =
+            COLUMNS.iter().map(|c| position.get(*c).copied()).collect();
         if columns[0].is_none() {
             return Err(FileError::NoRecordId);
         }
-        Ok(RowReader { input, next_line: 2, pushed_back: VecDeque::new(), columns, width: names.len(), today })
+        Ok(RowReader {
+            input,
+            next_line: 2,
+            pushed_back: VecDeque::new(),
+            columns,
+            width: names.len(),
+            today,
+        })
     }
 
-    fn physical_line(&mut self) -> Result<Option<(u64, Result<String, ()>)>, std::io::Error> {
+    fn physical_line(&mut self) -> Result<Option<PhysicalLine>, std::io::Error> {
         if let Some(line) = self.pushed_back.pop_front() {
             return Ok(Some(line));
         }
@@ -189,7 +210,7 @@ impl<R: BufRead> RowReader<R> {
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
-        Ok(Some((number, String::from_utf8(buf).map_err(|_| ()))))
+        Ok(Some((number, String::from_utf8(buf).ok())))
     }
 
     /// The next row, or `None` at the end of the file.
@@ -199,9 +220,13 @@ impl<R: BufRead> RowReader<R> {
                 return Ok(None);
             };
             let reject = |reason: &str| {
-                Ok(Some(ReadRow::Rejected(RowRejection { line, record_id: String::new(), reason: reason.to_owned() })))
+                Ok(Some(ReadRow::Rejected(RowRejection {
+                    line,
+                    record_id: String::new(),
+                    reason: reason.to_owned(),
+                })))
             };
-            let Ok(mut text) = text else {
+            let Some(mut text) = text else {
                 return reject("the line is not UTF-8 text: save the file as UTF-8");
             };
             if text.trim().is_empty() {
@@ -219,18 +244,20 @@ impl<R: BufRead> RowReader<R> {
                         ));
                     }
                     Err(e) => break Err(e.to_owned()),
-                    Ok(None) if extra.len() + 1 < MAX_LINES_PER_ROW => match self.physical_line()? {
-                        Some((n, Ok(more))) => {
-                            text.push('\n');
-                            text.push_str(&more);
-                            extra.push((n, Ok(more)));
+                    Ok(None) if extra.len() + 1 < MAX_LINES_PER_ROW => {
+                        match self.physical_line()? {
+                            Some((n, Some(more))) => {
+                                text.push('\n');
+                                text.push_str(&more);
+                                extra.push((n, Some(more)));
+                            }
+                            Some(other) => {
+                                extra.push(other);
+                                break Err("broken quoting: a quote is never closed".to_owned());
+                            }
+                            None => break Err("broken quoting: a quote is never closed".to_owned()),
                         }
-                        Some(other) => {
-                            extra.push(other);
-                            break Err("broken quoting: a quote is never closed".to_owned());
-                        }
-                        None => break Err("broken quoting: a quote is never closed".to_owned()),
-                    },
+                    }
                     Ok(None) => break Err("broken quoting: a quote is never closed".to_owned()),
                 }
             };
@@ -258,23 +285,41 @@ impl<R: BufRead> RowReader<R> {
             Ok(mut row) if !record_id.is_empty() => {
                 row.line = line;
                 row.record_id = record_id;
-                ReadRow::Row(row)
+                ReadRow::Row(Box::new(row))
             }
-            Ok(_) => ReadRow::Rejected(RowRejection { line, record_id, reason: "record_id is empty: every row needs the case system's id".into() }),
-            Err(reason) => ReadRow::Rejected(RowRejection { line, record_id, reason }),
+            Ok(_) => ReadRow::Rejected(RowRejection {
+                line,
+                record_id,
+                reason: "record_id is empty: every row needs the case system's id".into(),
+            }),
+            Err(reason) => ReadRow::Rejected(RowRejection {
+                line,
+                record_id,
+                reason,
+            }),
         }
     }
 }
 
-fn parse_fields<'a>(cell: &dyn Fn(&str) -> Option<&'a str>, today: NaiveDate) -> Result<ImportRow, String> {
+fn parse_fields<'a>(
+    cell: &dyn Fn(&str) -> Option<&'a str>,
+    today: NaiveDate,
+) -> Result<ImportRow, String> {
     let date = |name: &'static str| -> Result<Option<NaiveDate>, String> {
-        cell(name).map(|v| ident::date(name, v)).transpose().map_err(|e| e.to_string())
+        cell(name)
+            .map(|v| ident::date(name, v))
+            .transpose()
+            .map_err(|e| e.to_string())
     };
     let mut row = ImportRow {
         given_names: cell("given_names").map(str::to_owned),
         surname: cell("surname").map(str::to_owned),
         other_names: cell("other_names").map(|v| {
-            v.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            v.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
         }),
         address: cell("address").map(str::to_owned),
         ..ImportRow::default()
@@ -291,14 +336,33 @@ fn parse_fields<'a>(cell: &dyn Fn(&str) -> Option<&'a str>, today: NaiveDate) ->
             _ => Err(format!("gender {g:?} is not one of male, female, unknown")),
         })
         .transpose()?;
-    row.nhs_number = cell("nhs_number").map(ident::nhs_number).transpose().map_err(|e| e.to_string())?;
-    row.postcode = cell("postcode").map(ident::postcode).transpose().map_err(|e| e.to_string())?;
+    row.nhs_number = cell("nhs_number")
+        .map(ident::nhs_number)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    row.postcode = cell("postcode")
+        .map(ident::postcode)
+        .transpose()
+        .map_err(|e| e.to_string())?;
 
-    let plan_columns = ["category", "plan_start_date", "lead_social_worker", "lead_social_worker_phone", "next_review_date"];
+    let plan_columns = [
+        "category",
+        "plan_start_date",
+        "lead_social_worker",
+        "lead_social_worker_phone",
+        "next_review_date",
+    ];
     if plan_columns.iter().any(|c| cell(c).is_some()) {
-        let missing: Vec<&str> = plan_columns.iter().copied().filter(|c| cell(c).is_none()).collect();
+        let missing: Vec<&str> = plan_columns
+            .iter()
+            .copied()
+            .filter(|c| cell(c).is_none())
+            .collect();
         if !missing.is_empty() {
-            return Err(format!("a plan needs every plan column; missing: {}", missing.join(", ")));
+            return Err(format!(
+                "a plan needs every plan column; missing: {}",
+                missing.join(", ")
+            ));
         }
         let categories = cell("category")
             .unwrap_or_default()
@@ -309,7 +373,8 @@ fn parse_fields<'a>(cell: &dyn Fn(&str) -> Option<&'a str>, today: NaiveDate) ->
                 Category::parse(c).ok_or_else(|| format!("unknown category {c:?}: use neglect, physical, sexual or emotional, separated by ;"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let phone = ident::phone(cell("lead_social_worker_phone").unwrap_or_default()).map_err(|e| e.to_string())?;
+        let phone = ident::phone(cell("lead_social_worker_phone").unwrap_or_default())
+            .map_err(|e| e.to_string())?;
         row.plan = Some(ImportedPlan {
             categories,
             start_date: date("plan_start_date")?.unwrap_or_default(),
@@ -327,7 +392,8 @@ fn parse_fields<'a>(cell: &dyn Fn(&str) -> Option<&'a str>, today: NaiveDate) ->
             return Err("a row gives either date_of_birth (a born child) or expected_delivery_date (an unborn child), not both".into());
         }
         let edd = ident::expected_delivery_date(edd, today).map_err(|e| e.to_string())?;
-        let (Some(given), Some(surname)) = (cell("mother_given_names"), cell("mother_surname")) else {
+        let (Some(given), Some(surname)) = (cell("mother_given_names"), cell("mother_surname"))
+        else {
             return Err("an unborn child is identified through the mother: send mother_given_names and mother_surname".into());
         };
         row.unborn = Some(Unborn {
@@ -335,7 +401,10 @@ fn parse_fields<'a>(cell: &dyn Fn(&str) -> Option<&'a str>, today: NaiveDate) ->
             mother_given_names: given.to_owned(),
             mother_surname: surname.to_owned(),
             mother_date_of_birth: date("mother_date_of_birth")?,
-            mother_nhs_number: cell("mother_nhs_number").map(ident::nhs_number).transpose().map_err(|e| e.to_string())?,
+            mother_nhs_number: cell("mother_nhs_number")
+                .map(ident::nhs_number)
+                .transpose()
+                .map_err(|e| e.to_string())?,
         });
         if row.surname.is_none() {
             row.surname = Some(surname.to_owned());
@@ -353,7 +422,11 @@ pub struct Merged {
 
 /// Applies a row to the child's current record (or to none, for a new child), following the
 /// same rules as the custodian's own changes.
-pub fn merge_row(row: &ImportRow, existing: Option<&ChildRecord>, today: NaiveDate) -> Result<Merged, String> {
+pub fn merge_row(
+    row: &ImportRow,
+    existing: Option<&ChildRecord>,
+    today: NaiveDate,
+) -> Result<Merged, String> {
     let mut details = existing.map(|r| r.details.clone()).unwrap_or_default();
     let mut plans = existing.map(|r| r.plans.clone()).unwrap_or_default();
     macro_rules! take {
@@ -380,7 +453,9 @@ pub fn merge_row(row: &ImportRow, existing: Option<&ChildRecord>, today: NaiveDa
     }
     if row.unborn.is_some() {
         if details.date_of_birth.is_some() {
-            return Err("the record has a date of birth: a born child cannot be made unborn".into());
+            return Err(
+                "the record has a date of birth: a born child cannot be made unborn".into(),
+            );
         }
         details.unborn = row.unborn.clone();
     }
@@ -409,8 +484,12 @@ pub fn merge_row(row: &ImportRow, existing: Option<&ChildRecord>, today: NaiveDa
         if imported.start_date > today {
             return Err(lifecycle::RuleError::StartInFuture(imported.start_date).to_string());
         }
-        lifecycle::check_imported_review(imported.start_date, imported.next_review_date, today).map_err(|e| e.to_string())?;
-        if plans.iter().any(|p| !p.is_active() && p.start_date == imported.start_date) {
+        lifecycle::check_imported_review(imported.start_date, imported.next_review_date, today)
+            .map_err(|e| e.to_string())?;
+        if plans
+            .iter()
+            .any(|p| !p.is_active() && p.start_date == imported.start_date)
+        {
             // The register has already ended this plan; an export made before the end does
             // not restart it.
             return Ok(Merged { details, plans });
@@ -428,7 +507,8 @@ pub fn merge_row(row: &ImportRow, existing: Option<&ChildRecord>, today: NaiveDa
                 ));
             }
             None => {
-                lifecycle::check_child_can_have_plan(&child, imported.start_date, today).map_err(|e| e.to_string())?;
+                lifecycle::check_child_can_have_plan(&child, imported.start_date, today)
+                    .map_err(|e| e.to_string())?;
                 plans.push(Plan {
                     number: plans.len() as u32 + 1,
                     categories,
@@ -482,7 +562,9 @@ mod tests {
     fn a_quoted_field_may_hold_a_newline() {
         let read = rows("record_id,surname,address\nA1,Smith,\"1 High St\nCroydon\"\nA2,Jones,\n");
         assert_eq!(lines(&read), vec![(2, true), (4, true)]);
-        let ReadRow::Row(row) = &read[0] else { panic!("row") };
+        let ReadRow::Row(row) = &read[0] else {
+            panic!("row")
+        };
         assert_eq!(row.address.as_deref(), Some("1 High St\nCroydon"));
     }
 
@@ -495,7 +577,12 @@ mod tests {
     #[test]
     fn columns_may_come_in_any_order() {
         let read = rows("surname,record_id\nSmith,A1\n");
-        let ReadRow::Row(row) = &read[0] else { panic!("row") };
-        assert_eq!((row.record_id.as_str(), row.surname.as_deref()), ("A1", Some("Smith")));
+        let ReadRow::Row(row) = &read[0] else {
+            panic!("row")
+        };
+        assert_eq!(
+            (row.record_id.as_str(), row.surname.as_deref()),
+            ("A1", Some("Smith"))
+        );
     }
 }

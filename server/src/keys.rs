@@ -12,7 +12,10 @@ use sha2::{Digest, Sha256};
 #[non_exhaustive]
 pub enum KeyError {
     #[error("cannot read or write the signing key {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the signing key {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
     Permissions { path: PathBuf, mode: u32 },
     #[error("the signing key {path} is not 32 bytes of hex")]
@@ -23,18 +26,26 @@ pub enum KeyError {
 
 /// Loads the key at `path`, or makes one there if there is none.
 pub fn load_or_generate(path: &Path) -> Result<SigningKey, KeyError> {
-    let io = |source| KeyError::Io { path: path.to_owned(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
     match std::fs::metadata(path) {
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(KeyError::Permissions { path: path.to_owned(), mode });
+                return Err(KeyError::Permissions {
+                    path: path.to_owned(),
+                    mode,
+                });
             }
             let text = std::fs::read_to_string(path).map_err(io)?;
             let bytes: [u8; 32] = hex::decode(text.trim())
                 .ok()
                 .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| KeyError::Malformed { path: path.to_owned() })?;
+                .ok_or_else(|| KeyError::Malformed {
+                    path: path.to_owned(),
+                })?;
             Ok(SigningKey::from_bytes(&bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

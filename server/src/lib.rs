@@ -49,7 +49,11 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 #[non_exhaustive]
 pub enum ServeError {
     #[error("cannot read {what} {path}: {source}")]
-    Read { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    Read {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Key(#[from] keys::KeyError),
     #[error("opening the register: {0}")]
@@ -71,11 +75,20 @@ pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Store, Serve
         source,
     })?;
     let key = keys::load_or_generate(&config.signing_key_path())?;
-    Ok(Store::open(&config.database_path(), &config.authority, key, clock)?)
+    Ok(Store::open(
+        &config.database_path(),
+        &config.authority,
+        key,
+        clock,
+    )?)
 }
 
 fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::Read { what, path: path.to_owned(), source })
+    std::fs::read(path).map_err(|source| ServeError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Serves the register on `listener` until `shutdown` completes, then waits for requests in
@@ -88,8 +101,14 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     install_crypto_provider();
     let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(read("server certificate", &config.tls.cert)?, read("server key", &config.tls.key)?))
-        .client_ca_root(Certificate::from_pem(read("client CA", &config.tls.client_ca)?));
+        .identity(Identity::from_pem(
+            read("server certificate", &config.tls.cert)?,
+            read("server key", &config.tls.key)?,
+        ))
+        .client_ca_root(Certificate::from_pem(read(
+            "client CA",
+            &config.tls.client_ca,
+        )?));
     let store = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_store(&config, clock))

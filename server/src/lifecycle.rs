@@ -31,34 +31,69 @@ pub enum RuleError {
     NoTeamManager,
     #[error("the next review {next} must come after {after}")]
     ReviewNotAfter { next: NaiveDate, after: NaiveDate },
-    #[error("the first review conference must be within 3 months of the initial conference ({start}): {next} is later than {latest}")]
-    FirstReviewTooLate { start: NaiveDate, next: NaiveDate, latest: NaiveDate },
+    #[error(
+        "the first review conference must be within 3 months of the initial conference ({start}): {next} is later than {latest}"
+    )]
+    FirstReviewTooLate {
+        start: NaiveDate,
+        next: NaiveDate,
+        latest: NaiveDate,
+    },
     #[error("review conferences must be at most 6 months apart: {next} is later than {latest}")]
     ReviewTooLate { next: NaiveDate, latest: NaiveDate },
-    #[error("the review held on {held} cannot be before the plan started ({start}) or the last review ({last})")]
-    ReviewOutOfOrder { held: NaiveDate, start: NaiveDate, last: NaiveDate },
+    #[error(
+        "the review held on {held} cannot be before the plan started ({start}) or the last review ({last})"
+    )]
+    ReviewOutOfOrder {
+        held: NaiveDate,
+        start: NaiveDate,
+        last: NaiveDate,
+    },
     #[error("{what} {date} is in the future")]
     InFuture { what: &'static str, date: NaiveDate },
     #[error("the plan cannot end ({end}) before it started ({start})")]
     EndBeforeStart { end: NaiveDate, start: NaiveDate },
-    #[error("a transfer to another authority ends the plan only after the receiving authority's transfer-in conference: send --transfer-in-conference DATE and --receiving-authority NAME")]
+    #[error(
+        "a transfer to another authority ends the plan only after the receiving authority's transfer-in conference: send --transfer-in-conference DATE and --receiving-authority NAME"
+    )]
     TransferWithoutConference,
-    #[error("a transfer ends the plan only after the receiving authority's transfer-in conference ({conference}); {end} is before it")]
-    TransferEndsBeforeConference { end: NaiveDate, conference: NaiveDate },
+    #[error(
+        "a transfer ends the plan only after the receiving authority's transfer-in conference ({conference}); {end} is before it"
+    )]
+    TransferEndsBeforeConference {
+        end: NaiveDate,
+        conference: NaiveDate,
+    },
     #[error("the plan ends for reaching 18 only on or after the 18th birthday ({birthday})")]
     NotYet18 { birthday: NaiveDate },
-    #[error("a plan ended because the child became looked after is ended by letter: send --looked-after-from DATE and --letter-date DATE")]
+    #[error(
+        "a plan ended because the child became looked after is ended by letter: send --looked-after-from DATE and --letter-date DATE"
+    )]
     LookedAfterWithoutLetter,
-    #[error("the letter ending the plan must be sent within 10 working days of the child becoming looked after ({from}); {letter} is {days} working days later")]
-    LetterTooLate { from: NaiveDate, letter: NaiveDate, days: u32 },
+    #[error(
+        "the letter ending the plan must be sent within 10 working days of the child becoming looked after ({from}); {letter} is {days} working days later"
+    )]
+    LetterTooLate {
+        from: NaiveDate,
+        letter: NaiveDate,
+        days: u32,
+    },
     #[error("the letter ({letter}) cannot be before the child became looked after ({from})")]
     LetterBeforeLookedAfter { letter: NaiveDate, from: NaiveDate },
-    #[error("ending by letter needs a notice period agreed at the initial conference, and this plan has none; end it at a review conference instead")]
+    #[error(
+        "ending by letter needs a notice period agreed at the initial conference, and this plan has none; end it at a review conference instead"
+    )]
     NoNoticeAgreed,
     #[error("ending by letter needs --letter-date DATE")]
     NoLetterDate,
-    #[error("the notice period of {days} days from the letter of {letter} runs to {earliest}; the plan cannot end before then")]
-    NoticeNotServed { days: u32, letter: NaiveDate, earliest: NaiveDate },
+    #[error(
+        "the notice period of {days} days from the letter of {letter} runs to {earliest}; the plan cannot end before then"
+    )]
+    NoticeNotServed {
+        days: u32,
+        letter: NaiveDate,
+        earliest: NaiveDate,
+    },
     #[error("the end date {end} must be on or after the letter's date {letter}")]
     EndBeforeLetter { end: NaiveDate, letter: NaiveDate },
 }
@@ -106,7 +141,11 @@ pub fn check_first_review(start: NaiveDate, next: NaiveDate) -> Result<(), RuleE
     }
     let latest = add_months(start, 3);
     if next > latest {
-        return Err(RuleError::FirstReviewTooLate { start, next, latest });
+        return Err(RuleError::FirstReviewTooLate {
+            start,
+            next,
+            latest,
+        });
     }
     Ok(())
 }
@@ -147,11 +186,18 @@ pub fn check_imported_review(
 }
 
 /// A born child under 18 on `today`, born before the plan starts; an unborn child always can.
-pub fn check_child_can_have_plan(child: &ChildRecord, start: NaiveDate, today: NaiveDate) -> Result<(), RuleError> {
+pub fn check_child_can_have_plan(
+    child: &ChildRecord,
+    start: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), RuleError> {
     if child.details.unborn.is_some() {
         return Ok(());
     }
-    let dob = child.details.date_of_birth.ok_or(RuleError::NoDateOfBirth)?;
+    let dob = child
+        .details
+        .date_of_birth
+        .ok_or(RuleError::NoDateOfBirth)?;
     if start < dob {
         return Err(RuleError::StartBeforeBirth { start, dob });
     }
@@ -163,7 +209,11 @@ pub fn check_child_can_have_plan(child: &ChildRecord, start: NaiveDate, today: N
 }
 
 /// The initial conference decided on a plan: the new plan, to be appended to the child's plans.
-pub fn start_plan(child: &ChildRecord, start: PlanStart, today: NaiveDate) -> Result<Plan, RuleError> {
+pub fn start_plan(
+    child: &ChildRecord,
+    start: PlanStart,
+    today: NaiveDate,
+) -> Result<Plan, RuleError> {
     if let Some(active) = child.active_plan() {
         return Err(RuleError::AlreadyActive(active.start_date));
     }
@@ -172,7 +222,8 @@ pub fn start_plan(child: &ChildRecord, start: PlanStart, today: NaiveDate) -> Re
         return Err(RuleError::StartInFuture(start.start_date));
     }
     check_child_can_have_plan(child, start.start_date, today)?;
-    if start.lead_social_worker.name.trim().is_empty() || start.lead_social_worker.phone.is_empty() {
+    if start.lead_social_worker.name.trim().is_empty() || start.lead_social_worker.phone.is_empty()
+    {
         return Err(RuleError::NoLeadSocialWorker);
     }
     if start.team_manager.name.trim().is_empty() {
@@ -226,15 +277,25 @@ pub fn record_review(
     today: NaiveDate,
 ) -> Result<Plan, RuleError> {
     if held_on > today {
-        return Err(RuleError::InFuture { what: "the review conference date", date: held_on });
+        return Err(RuleError::InFuture {
+            what: "the review conference date",
+            date: held_on,
+        });
     }
     let last = plan.reviews.last().map_or(plan.start_date, |r| r.held_on);
     if held_on < plan.start_date || held_on < last {
-        return Err(RuleError::ReviewOutOfOrder { held: held_on, start: plan.start_date, last });
+        return Err(RuleError::ReviewOutOfOrder {
+            held: held_on,
+            start: plan.start_date,
+            last,
+        });
     }
     check_later_review(held_on, next_review_date)?;
     let mut next = plan.clone();
-    next.reviews.push(Review { held_on, next_review_date });
+    next.reviews.push(Review {
+        held_on,
+        next_review_date,
+    });
     next.next_review_date = next_review_date;
     Ok(next)
 }
@@ -250,12 +311,23 @@ pub fn working_days_between(from: NaiveDate, to: NaiveDate) -> u32 {
 }
 
 /// Ends the active plan for a recorded reason.
-pub fn end_plan(child: &ChildRecord, plan: &Plan, end: PlanEnd, today: NaiveDate) -> Result<Plan, RuleError> {
+pub fn end_plan(
+    child: &ChildRecord,
+    plan: &Plan,
+    end: PlanEnd,
+    today: NaiveDate,
+) -> Result<Plan, RuleError> {
     if end.end_date > today {
-        return Err(RuleError::InFuture { what: "the end date", date: end.end_date });
+        return Err(RuleError::InFuture {
+            what: "the end date",
+            date: end.end_date,
+        });
     }
     if end.end_date < plan.start_date {
-        return Err(RuleError::EndBeforeStart { end: end.end_date, start: plan.start_date });
+        return Err(RuleError::EndBeforeStart {
+            end: end.end_date,
+            start: plan.start_date,
+        });
     }
     match end.reason {
         EndReason::NoLongerAtRisk | EndReason::Died | EndReason::LeftUk => {}
@@ -265,14 +337,23 @@ pub fn end_plan(child: &ChildRecord, plan: &Plan, end: PlanEnd, today: NaiveDate
                 .filter(|_| !end.receiving_authority.trim().is_empty())
                 .ok_or(RuleError::TransferWithoutConference)?;
             if conference > today {
-                return Err(RuleError::InFuture { what: "the transfer-in conference", date: conference });
+                return Err(RuleError::InFuture {
+                    what: "the transfer-in conference",
+                    date: conference,
+                });
             }
             if end.end_date < conference {
-                return Err(RuleError::TransferEndsBeforeConference { end: end.end_date, conference });
+                return Err(RuleError::TransferEndsBeforeConference {
+                    end: end.end_date,
+                    conference,
+                });
             }
         }
         EndReason::Reached18 => {
-            let dob = child.details.date_of_birth.ok_or(RuleError::NoDateOfBirth)?;
+            let dob = child
+                .details
+                .date_of_birth
+                .ok_or(RuleError::NoDateOfBirth)?;
             let birthday = cpreg_proto::ident::eighteenth_birthday(dob);
             if end.end_date < birthday {
                 return Err(RuleError::NotYet18 { birthday });
@@ -290,7 +371,10 @@ pub fn end_plan(child: &ChildRecord, plan: &Plan, end: PlanEnd, today: NaiveDate
                 return Err(RuleError::LetterTooLate { from, letter, days });
             }
             if end.end_date < letter {
-                return Err(RuleError::EndBeforeLetter { end: end.end_date, letter });
+                return Err(RuleError::EndBeforeLetter {
+                    end: end.end_date,
+                    letter,
+                });
             }
         }
         EndReason::LetterAfterNotice => {
@@ -298,7 +382,11 @@ pub fn end_plan(child: &ChildRecord, plan: &Plan, end: PlanEnd, today: NaiveDate
             let letter = end.letter_date.ok_or(RuleError::NoLetterDate)?;
             let earliest = letter + chrono::Duration::days(i64::from(days));
             if end.end_date < earliest {
-                return Err(RuleError::NoticeNotServed { days, letter, earliest });
+                return Err(RuleError::NoticeNotServed {
+                    days,
+                    letter,
+                    earliest,
+                });
             }
         }
     }

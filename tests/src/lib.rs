@@ -27,7 +27,9 @@ pub fn today() -> NaiveDate {
 
 /// Noon on [`today`].
 pub fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).single().expect("a real time")
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0)
+        .single()
+        .expect("a real time")
 }
 
 /// A date `days` from [`today`] (negative for the past), as the wire spells it.
@@ -61,7 +63,12 @@ impl TestPki {
     pub fn profile(&self, role: Role, primary_url: &str) -> Profile {
         let site = matches!(role, Role::Terminal | Role::Replica).then_some("ae");
         let dir = self.path().join("profiles").join(role.as_str());
-        let target = ProfileTarget { primary: primary_url, replica: None, site, days: 30 };
+        let target = ProfileTarget {
+            primary: primary_url,
+            replica: None,
+            site,
+            days: 30,
+        };
         issue_profile(&self.ca, role, &format!("Test {role}"), target, &dir).expect("profile");
         Profile::load(Some(&dir)).expect("load profile")
     }
@@ -89,9 +96,16 @@ impl TestPrimary {
     /// Starts (or restarts) a primary over an existing folder.
     pub async fn start_with(pki: TestPki) -> TestPrimary {
         let clock = Arc::new(FixedClock::new(now()));
-        let primary = LocalPrimary::start(&pki.primary_dir(), &pki.ca, clock.clone()).await.expect("primary starts");
+        let primary = LocalPrimary::start(&pki.primary_dir(), &pki.ca, clock.clone())
+            .await
+            .expect("primary starts");
         let url = primary.url.clone();
-        let this = TestPrimary { pki, primary: Some(primary), clock, url };
+        let this = TestPrimary {
+            pki,
+            primary: Some(primary),
+            clock,
+            url,
+        };
         this.wait_ready().await;
         this
     }
@@ -142,7 +156,12 @@ impl PrimaryProcess {
     /// `exe` is `env!("CARGO_BIN_EXE_cpreg-primary-under-test")`, which only tests can name.
     pub fn spawn(exe: &str, pki: &TestPki) -> PrimaryProcess {
         use std::io::BufRead;
-        prepare_primary(&pki.primary_dir(), &pki.ca, "127.0.0.1:0".parse().expect("addr")).expect("config");
+        prepare_primary(
+            &pki.primary_dir(),
+            &pki.ca,
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .expect("config");
         let mut child = Command::new(exe)
             .args(["serve", "--config"])
             .arg(pki.primary_dir().join("primary.toml"))
@@ -153,13 +172,18 @@ impl PrimaryProcess {
             .expect("spawn cpreg-primary");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
         let addr = line
             .trim()
             .strip_prefix("cpreg-primary listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from cpreg-primary: {line:?}"))
             .to_owned();
-        PrimaryProcess { child, url: format!("https://{addr}") }
+        PrimaryProcess {
+            child,
+            url: format!("https://{addr}"),
+        }
     }
 
     /// SIGKILL: no chance to flush or close anything.
@@ -187,13 +211,26 @@ pub fn child_details(given: &str, surname: &str, dob: &str) -> pb::ChildDetails 
 }
 
 /// The initial conference's decision, starting `start_days` from today.
-pub fn plan_start(record_id: &str, start_days: i64, review_days: i64, categories: &[pb::Category]) -> pb::StartPlanRequest {
+pub fn plan_start(
+    record_id: &str,
+    start_days: i64,
+    review_days: i64,
+    categories: &[pb::Category],
+) -> pb::StartPlanRequest {
     pb::StartPlanRequest {
         record_id: record_id.into(),
         categories: categories.iter().map(|c| (*c).into()).collect(),
         start_date: day(start_days),
-        lead_social_worker: Some(pb::Contact { name: "Sam Okafor".into(), address: String::new(), phone: "020 7946 0123".into() }),
-        team_manager: Some(pb::Contact { name: "Priya Shah".into(), address: String::new(), phone: "020 7946 0124".into() }),
+        lead_social_worker: Some(pb::Contact {
+            name: "Sam Okafor".into(),
+            address: String::new(),
+            phone: "020 7946 0123".into(),
+        }),
+        team_manager: Some(pb::Contact {
+            name: "Priya Shah".into(),
+            address: String::new(),
+            phone: "020 7946 0124".into(),
+        }),
         core_group: vec!["Health visitor".into(), "Class teacher".into()],
         next_review_date: day(review_days),
         notice_period_days: 0,
@@ -201,7 +238,12 @@ pub fn plan_start(record_id: &str, start_days: i64, review_days: i64, categories
 }
 
 /// Writes `n` synthetic children as a register CSV under `dir`.
-pub fn synthetic_csv(dir: &Path, name: &str, n: usize, seed: u64) -> (PathBuf, Vec<cpreg::synthetic::SyntheticChild>) {
+pub fn synthetic_csv(
+    dir: &Path,
+    name: &str,
+    n: usize,
+    seed: u64,
+) -> (PathBuf, Vec<cpreg::synthetic::SyntheticChild>) {
     let children = cpreg::synthetic::Generator::new(seed, today()).children(n);
     let path = dir.join(name);
     let file = std::fs::File::create(&path).expect("create csv");

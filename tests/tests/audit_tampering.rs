@@ -15,10 +15,15 @@ async fn stopped_register() -> (TestPki, std::path::PathBuf) {
     let mut c = primary.client(Role::Custodian).await;
     for i in 0..12 {
         let id = format!("T{i}");
-        c.create_child(pb::CreateChildRequest { record_id: id.clone(), details: Some(child_details("Ella", "Ward", &day(-800 - i))) })
+        c.create_child(pb::CreateChildRequest {
+            record_id: id.clone(),
+            details: Some(child_details("Ella", "Ward", &day(-800 - i))),
+        })
+        .await
+        .expect("child");
+        c.start_plan(plan_start(&id, -3, 50, &[pb::Category::Emotional]))
             .await
-            .expect("child");
-        c.start_plan(plan_start(&id, -3, 50, &[pb::Category::Emotional])).await.expect("plan");
+            .expect("plan");
     }
     let db = primary.database_path();
     (primary.stop().await, db)
@@ -44,7 +49,9 @@ fn entry(db: &std::path::Path, seq: u64) -> Vec<u8> {
 
 async fn verdict(pki: TestPki) -> cpreg::commands::audit::Verdict {
     let primary = TestPrimary::start_with(pki).await;
-    let verdict = cpreg::commands::audit::check(&primary.profile(Role::Auditor), None).await.expect("verify runs");
+    let verdict = cpreg::commands::audit::check(&primary.profile(Role::Auditor), None)
+        .await
+        .expect("verify runs");
     primary.stop().await;
     verdict
 }

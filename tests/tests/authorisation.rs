@@ -34,32 +34,120 @@ const RPCS: &[(&str, &[Role])] = &[
     ("ReleaseHistoricPlans", &[Role::Custodian]),
     ("Import", &[Role::Custodian]),
     ("ExportAudit", &[Role::Custodian, Role::Auditor]),
-    ("GetAuthority", &[Role::Custodian, Role::Auditor, Role::Replica, Role::Terminal]),
+    (
+        "GetAuthority",
+        &[
+            Role::Custodian,
+            Role::Auditor,
+            Role::Replica,
+            Role::Terminal,
+        ],
+    ),
 ];
 
 /// Makes one call of `rpc`; only the status matters.
 async fn call(c: &mut RegisterClient<Channel>, rpc: &str) -> Result<(), Status> {
     let id = || "AUTHZ-1".to_string();
     match rpc {
-        "CreateChild" => c.create_child(pb::CreateChildRequest { record_id: id(), details: Some(child_details("A", "B", &day(-100))) }).await.map(drop),
-        "UpdateChild" => c.update_child(pb::UpdateChildRequest { record_id: id(), details: Some(child_details("A", "C", &day(-100))), expected_revision: 0 }).await.map(drop),
-        "GetChild" => c.get_child(pb::GetChildRequest { record_id: id() }).await.map(drop),
-        "ListChildren" => c.list_children(pb::ListChildrenRequest::default()).await.map(drop),
-        "ChildHistory" => c.child_history(pb::GetChildRequest { record_id: id() }).await.map(drop),
-        "StartPlan" => c.start_plan(cpreg_tests::plan_start(&id(), -1, 30, &[pb::Category::Neglect])).await.map(drop),
-        "ChangePlan" => c.change_plan(pb::ChangePlanRequest { record_id: id(), ..Default::default() }).await.map(drop),
-        "RecordReview" => c.record_review(pb::RecordReviewRequest { record_id: id(), held_on: day(0), next_review_date: day(30) }).await.map(drop),
-        "EndPlan" => c.end_plan(pb::EndPlanRequest { record_id: id(), end: None }).await.map(drop),
-        "AddPlanDocument" => c.add_plan_document(pb::AddPlanDocumentRequest { record_id: id(), ..Default::default() }).await.map(drop),
-        "PutOrganisation" => c.put_organisation(pb::PutOrganisationRequest { organisation: None }).await.map(drop),
-        "RemoveOrganisation" => c.remove_organisation(pb::RemoveOrganisationRequest { id: "nobody".into() }).await.map(drop),
-        "ListOrganisations" => c.list_organisations(pb::ListOrganisationsRequest {}).await.map(drop),
-        "RequestHistoricRelease" => c.request_historic_release(pb::HistoricReleaseRequest::default()).await.map(drop),
-        "DecideHistoricRelease" => c.decide_historic_release(pb::DecideHistoricReleaseRequest::default()).await.map(drop),
-        "ListHistoricReleases" => c.list_historic_releases(pb::ListHistoricReleasesRequest {}).await.map(drop),
-        "ReleaseHistoricPlans" => c.release_historic_plans(pb::ReleaseHistoricPlansRequest { id: "HR-1".into() }).await.map(drop),
+        "CreateChild" => c
+            .create_child(pb::CreateChildRequest {
+                record_id: id(),
+                details: Some(child_details("A", "B", &day(-100))),
+            })
+            .await
+            .map(drop),
+        "UpdateChild" => c
+            .update_child(pb::UpdateChildRequest {
+                record_id: id(),
+                details: Some(child_details("A", "C", &day(-100))),
+                expected_revision: 0,
+            })
+            .await
+            .map(drop),
+        "GetChild" => c
+            .get_child(pb::GetChildRequest { record_id: id() })
+            .await
+            .map(drop),
+        "ListChildren" => c
+            .list_children(pb::ListChildrenRequest::default())
+            .await
+            .map(drop),
+        "ChildHistory" => c
+            .child_history(pb::GetChildRequest { record_id: id() })
+            .await
+            .map(drop),
+        "StartPlan" => c
+            .start_plan(cpreg_tests::plan_start(
+                &id(),
+                -1,
+                30,
+                &[pb::Category::Neglect],
+            ))
+            .await
+            .map(drop),
+        "ChangePlan" => c
+            .change_plan(pb::ChangePlanRequest {
+                record_id: id(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "RecordReview" => c
+            .record_review(pb::RecordReviewRequest {
+                record_id: id(),
+                held_on: day(0),
+                next_review_date: day(30),
+            })
+            .await
+            .map(drop),
+        "EndPlan" => c
+            .end_plan(pb::EndPlanRequest {
+                record_id: id(),
+                end: None,
+            })
+            .await
+            .map(drop),
+        "AddPlanDocument" => c
+            .add_plan_document(pb::AddPlanDocumentRequest {
+                record_id: id(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "PutOrganisation" => c
+            .put_organisation(pb::PutOrganisationRequest { organisation: None })
+            .await
+            .map(drop),
+        "RemoveOrganisation" => c
+            .remove_organisation(pb::RemoveOrganisationRequest {
+                id: "nobody".into(),
+            })
+            .await
+            .map(drop),
+        "ListOrganisations" => c
+            .list_organisations(pb::ListOrganisationsRequest {})
+            .await
+            .map(drop),
+        "RequestHistoricRelease" => c
+            .request_historic_release(pb::HistoricReleaseRequest::default())
+            .await
+            .map(drop),
+        "DecideHistoricRelease" => c
+            .decide_historic_release(pb::DecideHistoricReleaseRequest::default())
+            .await
+            .map(drop),
+        "ListHistoricReleases" => c
+            .list_historic_releases(pb::ListHistoricReleasesRequest {})
+            .await
+            .map(drop),
+        "ReleaseHistoricPlans" => c
+            .release_historic_plans(pb::ReleaseHistoricPlansRequest { id: "HR-1".into() })
+            .await
+            .map(drop),
         "Import" => {
-            let chunks = futures::stream::iter([pb::ImportChunk { data: b"record_id,surname\n".to_vec() }]);
+            let chunks = futures::stream::iter([pb::ImportChunk {
+                data: b"record_id,surname\n".to_vec(),
+            }]);
             let mut acks = c.import(chunks).await?.into_inner();
             while let Some(ack) = acks.next().await {
                 ack?;
@@ -67,7 +155,10 @@ async fn call(c: &mut RegisterClient<Channel>, rpc: &str) -> Result<(), Status> 
             Ok(())
         }
         "ExportAudit" => {
-            let mut items = c.export_audit(pb::ExportAuditRequest {}).await?.into_inner();
+            let mut items = c
+                .export_audit(pb::ExportAuditRequest {})
+                .await?
+                .into_inner();
             while let Some(item) = items.next().await {
                 item?;
             }
@@ -81,7 +172,12 @@ async fn call(c: &mut RegisterClient<Channel>, rpc: &str) -> Result<(), Status> 
 #[tokio::test]
 async fn every_rpc_is_refused_for_every_role_it_is_not_meant_for() {
     let primary = TestPrimary::start().await;
-    let roles = [Role::Custodian, Role::Auditor, Role::Replica, Role::Terminal];
+    let roles = [
+        Role::Custodian,
+        Role::Auditor,
+        Role::Replica,
+        Role::Terminal,
+    ];
     let mut refusals = 0;
     for role in roles {
         let mut client = primary.client(role).await;
@@ -89,12 +185,26 @@ async fn every_rpc_is_refused_for_every_role_it_is_not_meant_for() {
             let result = call(&mut client, rpc).await;
             if allowed.contains(&role) {
                 if let Err(e) = &result {
-                    assert_ne!(e.code(), Code::PermissionDenied, "{rpc} wrongly refused {role}: {}", e.message());
+                    assert_ne!(
+                        e.code(),
+                        Code::PermissionDenied,
+                        "{rpc} wrongly refused {role}: {}",
+                        e.message()
+                    );
                 }
             } else {
                 let e = result.expect_err(&format!("{rpc} let {role} through"));
-                assert_eq!(e.code(), Code::PermissionDenied, "{rpc} for {role}: {}", e.message());
-                assert!(e.message().contains(rpc), "the refusal names the RPC: {}", e.message());
+                assert_eq!(
+                    e.code(),
+                    Code::PermissionDenied,
+                    "{rpc} for {role}: {}",
+                    e.message()
+                );
+                assert!(
+                    e.message().contains(rpc),
+                    "the refusal names the RPC: {}",
+                    e.message()
+                );
                 refusals += 1;
             }
         }
@@ -104,7 +214,12 @@ async fn every_rpc_is_refused_for_every_role_it_is_not_meant_for() {
 }
 
 /// A profile that trusts the primary's CA but holds a certificate from `ca` instead.
-fn foreign_profile(primary: &TestPrimary, ca: &DevCa, name: &str, valid: Option<(SystemTime, SystemTime)>) -> Profile {
+fn foreign_profile(
+    primary: &TestPrimary,
+    ca: &DevCa,
+    name: &str,
+    valid: Option<(SystemTime, SystemTime)>,
+) -> Profile {
     let profile = primary.profile(Role::Custodian);
     let dir = primary.pki.path().join(name);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -140,6 +255,15 @@ async fn a_custodian_certificate_from_another_ca_is_refused() {
 async fn an_expired_custodian_certificate_is_refused() {
     let primary = TestPrimary::start().await;
     let now = SystemTime::now();
-    let expired = Some((now - Duration::from_secs(86_400 * 10), now - Duration::from_secs(86_400)));
-    refused_at_the_door(&foreign_profile(&primary, &primary.pki.ca, "expired", expired)).await;
+    let expired = Some((
+        now - Duration::from_secs(86_400 * 10),
+        now - Duration::from_secs(86_400),
+    ));
+    refused_at_the_door(&foreign_profile(
+        &primary,
+        &primary.pki.ca,
+        "expired",
+        expired,
+    ))
+    .await;
 }

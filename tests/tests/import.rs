@@ -8,11 +8,20 @@ use cpreg_tests::{TestPrimary, synthetic_csv};
 use indicatif::ProgressBar;
 
 async fn import(primary: &TestPrimary, path: &std::path::Path) -> ImportReport {
-    import_file(&primary.profile(Role::Custodian), path, &ProgressBar::hidden()).await.expect("import runs")
+    import_file(
+        &primary.profile(Role::Custodian),
+        path,
+        &ProgressBar::hidden(),
+    )
+    .await
+    .expect("import runs")
 }
 
 async fn audit_entries(primary: &TestPrimary) -> u64 {
-    cpreg::commands::audit::check(&primary.profile(Role::Auditor), None).await.expect("verify").entries
+    cpreg::commands::audit::check(&primary.profile(Role::Auditor), None)
+        .await
+        .expect("verify")
+        .entries
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,20 +30,61 @@ async fn twenty_thousand_rows_are_accepted_and_the_same_file_again_changes_nothi
     let (path, children) = synthetic_csv(primary.pki.path(), "register.csv", 20_000, 7);
 
     let first = import(&primary, &path).await;
-    assert_eq!((first.accepted, first.updated, first.unchanged, first.rejected), (20_000, 0, 0, 0), "{:?}", first.rows.iter().find(|r| !r.reason.is_empty()));
+    assert_eq!(
+        (
+            first.accepted,
+            first.updated,
+            first.unchanged,
+            first.rejected
+        ),
+        (20_000, 0, 0, 0),
+        "{:?}",
+        first.rows.iter().find(|r| !r.reason.is_empty())
+    );
     assert_eq!(first.rows.len(), 20_000, "one acknowledgement per row");
-    assert!(first.rows.windows(2).all(|w| w[0].line < w[1].line), "acknowledged in file order");
+    assert!(
+        first.rows.windows(2).all(|w| w[0].line < w[1].line),
+        "acknowledged in file order"
+    );
     let entries_after_first = audit_entries(&primary).await;
-    let db_size = std::fs::metadata(primary.database_path()).expect("db").len();
+    let db_size = std::fs::metadata(primary.database_path())
+        .expect("db")
+        .len();
 
     let again = import(&primary, &path).await;
-    assert_eq!((again.accepted, again.updated, again.unchanged, again.rejected), (0, 0, 20_000, 0));
-    assert_eq!(audit_entries(&primary).await, entries_after_first, "nothing written to the audit chain");
-    assert_eq!(std::fs::metadata(primary.database_path()).expect("db").len(), db_size, "the register file did not grow");
+    assert_eq!(
+        (
+            again.accepted,
+            again.updated,
+            again.unchanged,
+            again.rejected
+        ),
+        (0, 0, 20_000, 0)
+    );
+    assert_eq!(
+        audit_entries(&primary).await,
+        entries_after_first,
+        "nothing written to the audit chain"
+    );
+    assert_eq!(
+        std::fs::metadata(primary.database_path())
+            .expect("db")
+            .len(),
+        db_size,
+        "the register file did not grow"
+    );
 
     let mut c = primary.client(Role::Custodian).await;
     let sample = &children[12_345];
-    let child = c.get_child(pb::GetChildRequest { record_id: sample.record_id.clone() }).await.expect("stored").into_inner().child.expect("child");
+    let child = c
+        .get_child(pb::GetChildRequest {
+            record_id: sample.record_id.clone(),
+        })
+        .await
+        .expect("stored")
+        .into_inner()
+        .child
+        .expect("child");
     assert_eq!(child.revision, 1);
     assert_eq!(child.details.expect("details").surname, sample.surname);
 }
@@ -75,11 +125,23 @@ G2,Zoë,Ahmed-Khan,2020-06-30,female,,SE25 4XY,emotional;physical,2026-11-01,Sam
         assert!(reason.contains(want_reason), "line {line}: {reason}");
     }
     let mut c = primary.client(Role::Custodian).await;
-    let list = c.list_children(pb::ListChildrenRequest::default()).await.expect("list").into_inner();
+    let list = c
+        .list_children(pb::ListChildrenRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
     let mut ids: Vec<String> = list.children.iter().map(|c| c.record_id.clone()).collect();
     ids.sort();
     assert_eq!(ids, ["G1", "G2"]);
-    let g2 = c.get_child(pb::GetChildRequest { record_id: "G2".into() }).await.expect("G2").into_inner().child.expect("child");
+    let g2 = c
+        .get_child(pb::GetChildRequest {
+            record_id: "G2".into(),
+        })
+        .await
+        .expect("G2")
+        .into_inner()
+        .child
+        .expect("child");
     assert_eq!(g2.details.expect("details").given_names, "Zoë");
     assert_eq!(g2.plans[0].categories.len(), 2);
 }
@@ -89,13 +151,32 @@ async fn a_changed_row_updates_only_that_child_as_a_new_revision() {
     let primary = TestPrimary::start().await;
     let header = "record_id,given_names,surname,date_of_birth,postcode\n";
     let path = primary.pki.path().join("a.csv");
-    std::fs::write(&path, format!("{header}A1,Amelia,Evans,2019-04-23,CR0 1AA\nA2,Leo,Evans,2020-04-23,CR0 1AA\n")).expect("write");
+    std::fs::write(
+        &path,
+        format!("{header}A1,Amelia,Evans,2019-04-23,CR0 1AA\nA2,Leo,Evans,2020-04-23,CR0 1AA\n"),
+    )
+    .expect("write");
     import(&primary, &path).await;
-    std::fs::write(&path, format!("{header}A1,Amelia,Evans-Hughes,2019-04-23,CR0 1AA\nA2,Leo,Evans,2020-04-23,CR0 1AA\n")).expect("write");
+    std::fs::write(
+        &path,
+        format!(
+            "{header}A1,Amelia,Evans-Hughes,2019-04-23,CR0 1AA\nA2,Leo,Evans,2020-04-23,CR0 1AA\n"
+        ),
+    )
+    .expect("write");
     let report = import(&primary, &path).await;
-    assert_eq!((report.accepted, report.updated, report.unchanged), (0, 1, 1));
+    assert_eq!(
+        (report.accepted, report.updated, report.unchanged),
+        (0, 1, 1)
+    );
     let mut c = primary.client(Role::Custodian).await;
-    let history = c.child_history(pb::GetChildRequest { record_id: "A1".into() }).await.expect("history").into_inner();
+    let history = c
+        .child_history(pb::GetChildRequest {
+            record_id: "A1".into(),
+        })
+        .await
+        .expect("history")
+        .into_inner();
     assert_eq!(history.revisions.len(), 2);
     assert_eq!(history.revisions[1].changed, ["details.surname"]);
 }
@@ -105,6 +186,12 @@ async fn a_file_without_record_id_is_refused_whole_naming_the_columns() {
     let primary = TestPrimary::start().await;
     let path = primary.pki.path().join("nohdr.csv");
     std::fs::write(&path, "id,surname\n1,Smith\n").expect("write");
-    let err = import_file(&primary.profile(Role::Custodian), &path, &ProgressBar::hidden()).await.expect_err("refused");
+    let err = import_file(
+        &primary.profile(Role::Custodian),
+        &path,
+        &ProgressBar::hidden(),
+    )
+    .await
+    .expect_err("refused");
     assert!(err.to_string().contains("record_id"), "{err}");
 }

@@ -27,8 +27,13 @@ fn parse_key(hex_key: &str) -> Result<VerifyingKey, CliError> {
     let bytes: [u8; 32] = hex::decode(hex_key.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| CliError::Invalid("--key must be the authority's Ed25519 public key as 64 hex digits".into()))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| CliError::Invalid(format!("--key is not a valid Ed25519 key: {e}")))
+        .ok_or_else(|| {
+            CliError::Invalid(
+                "--key must be the authority's Ed25519 public key as 64 hex digits".into(),
+            )
+        })?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| CliError::Invalid(format!("--key is not a valid Ed25519 key: {e}")))
 }
 
 /// Fetches the chain from the primary and verifies it against the pinned key, or the key the
@@ -37,20 +42,32 @@ pub async fn check(profile: &Profile, pinned: Option<&str>) -> Result<Verdict, C
     let mut client = profile.register().await?;
     let key = match pinned {
         Some(k) => parse_key(k)?,
-        None => parse_key(&hex::encode(client.get_authority(pb::GetAuthorityRequest {}).await?.into_inner().public_key))?,
+        None => parse_key(&hex::encode(
+            client
+                .get_authority(pb::GetAuthorityRequest {})
+                .await?
+                .into_inner()
+                .public_key,
+        ))?,
     };
-    let mut stream = client.export_audit(pb::ExportAuditRequest {}).await?.into_inner();
+    let mut stream = client
+        .export_audit(pb::ExportAuditRequest {})
+        .await?
+        .into_inner();
     let mut entries = Vec::new();
     let mut checkpoints = Vec::new();
     while let Some(item) = stream.next().await {
         match item?.item {
             Some(pb::audit_item::Item::Entry(e)) => entries.push((e.seq, e.bytes)),
-            Some(pb::audit_item::Item::Checkpoint(c)) => checkpoints.push(SignedCheckpoint { bytes: c.bytes, signature: c.signature }),
+            Some(pb::audit_item::Item::Checkpoint(c)) => checkpoints.push(SignedCheckpoint {
+                bytes: c.bytes,
+                signature: c.signature,
+            }),
             None => {}
         }
     }
     let count = entries.len() as u64;
-    let key_id = hex::encode(&sha2_prefix(key.as_bytes()));
+    let key_id = cpreg_primary::keys::key_id(&key);
     let verdict = match verify_chain(entries, &checkpoints, &key) {
         Ok(report) => Verdict {
             intact: true,
@@ -68,7 +85,9 @@ pub async fn check(profile: &Profile, pinned: Option<&str>) -> Result<Verdict, C
             head_seq: None,
             key_id,
             broken_at: match broken {
-                ChainBreak::Altered { seq, .. } | ChainBreak::Removed { seq, .. } | ChainBreak::ForgedCheckpoint { seq } => Some(seq),
+                ChainBreak::Altered { seq, .. }
+                | ChainBreak::Removed { seq, .. }
+                | ChainBreak::ForgedCheckpoint { seq } => Some(seq),
                 _ => None,
             },
             problem: Some(broken.to_string()),
@@ -80,16 +99,14 @@ pub async fn check(profile: &Profile, pinned: Option<&str>) -> Result<Verdict, C
 pub async fn verify(profile: &Profile, pinned: Option<&str>, out: Output) -> Result<(), CliError> {
     let verdict = check(profile, pinned).await?;
     out.emit(&verdict, || match &verdict.problem {
-        None => format!("audit chain intact: {} entries, {} signed checkpoints", verdict.entries, verdict.checkpoints),
+        None => format!(
+            "audit chain intact: {} entries, {} signed checkpoints",
+            verdict.entries, verdict.checkpoints
+        ),
         Some(p) => format!("audit chain BROKEN: {p}"),
     })?;
     match verdict.problem {
         None => Ok(()),
         Some(p) => Err(CliError::Finding(p)),
     }
-}
-
-fn sha2_prefix(bytes: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)[..8].to_vec()
 }

@@ -35,11 +35,18 @@ fn apply(fields: ChildFields, details: &mut pb::ChildDetails) -> Result<(), CliE
             "male" => pb::Gender::Male,
             "female" => pb::Gender::Female,
             "unknown" => pb::Gender::Unknown,
-            _ => return Err(CliError::Invalid(format!("--gender {g:?}: use male, female or unknown"))),
+            _ => {
+                return Err(CliError::Invalid(format!(
+                    "--gender {g:?}: use male, female or unknown"
+                )));
+            }
         }
         .into();
     }
-    if fields.expected_delivery.is_some() || fields.mother_given.is_some() || fields.mother_surname.is_some() {
+    if fields.expected_delivery.is_some()
+        || fields.mother_given.is_some()
+        || fields.mother_surname.is_some()
+    {
         let unborn = details.unborn.get_or_insert_with(Default::default);
         set(&mut unborn.expected_delivery_date, fields.expected_delivery);
         set(&mut unborn.mother_given_names, fields.mother_given);
@@ -53,35 +60,68 @@ fn apply(fields: ChildFields, details: &mut pb::ChildDetails) -> Result<(), CliE
 /// Human-readable lines for one record.
 pub fn describe(child: &pb::ChildRecord) -> String {
     let d = child.details.clone().unwrap_or_default();
-    let mut out = format!("{}  {} {}  (revision {})\n", child.record_id, d.given_names, d.surname, child.revision);
+    let mut out = format!(
+        "{}  {} {}  (revision {})\n",
+        child.record_id, d.given_names, d.surname, child.revision
+    );
     if let Some(u) = &d.unborn {
         out += &format!(
             "  unborn: expected {}, mother {} {}\n",
             u.expected_delivery_date, u.mother_given_names, u.mother_surname
         );
     } else {
-        out += &format!("  born {}  NHS {}\n", d.date_of_birth, if d.nhs_number.is_empty() { "unknown" } else { &d.nhs_number });
+        out += &format!(
+            "  born {}  NHS {}\n",
+            d.date_of_birth,
+            if d.nhs_number.is_empty() {
+                "unknown"
+            } else {
+                &d.nhs_number
+            }
+        );
     }
     if !d.other_names.is_empty() {
         out += &format!("  also known as: {}\n", d.other_names.join(", "));
     }
     out += &format!("  address: {} {}\n", d.home_address, d.home_postcode);
     for p in &child.plans {
-        let cats: Vec<String> = p.categories.iter().map(|c| cpreg_proto::json::category_name(*c)).collect();
+        let cats: Vec<String> = p
+            .categories
+            .iter()
+            .map(|c| cpreg_proto::json::category_name(*c))
+            .collect();
         let lsw = p.lead_social_worker.clone().unwrap_or_default();
         match &p.end {
-            None => out += &format!(
-                "  plan {} ACTIVE since {} ({}); lead social worker {} {}; next review {}\n",
-                p.plan_number, p.start_date, cats.join(", "), lsw.name, lsw.phone, p.next_review_date
-            ),
-            Some(end) => out += &format!(
-                "  plan {} {} to {} ({}), ended: {}\n",
-                p.plan_number, p.start_date, end.end_date, cats.join(", "),
-                serde_json::to_value(end).ok().and_then(|v| v["reason"].as_str().map(str::to_owned)).unwrap_or_default()
-            ),
+            None => {
+                out += &format!(
+                    "  plan {} ACTIVE since {} ({}); lead social worker {} {}; next review {}\n",
+                    p.plan_number,
+                    p.start_date,
+                    cats.join(", "),
+                    lsw.name,
+                    lsw.phone,
+                    p.next_review_date
+                )
+            }
+            Some(end) => {
+                out += &format!(
+                    "  plan {} {} to {} ({}), ended: {}\n",
+                    p.plan_number,
+                    p.start_date,
+                    end.end_date,
+                    cats.join(", "),
+                    serde_json::to_value(end)
+                        .ok()
+                        .and_then(|v| v["reason"].as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                )
+            }
         }
     }
-    out += &format!("  last changed {} by {}\n", child.updated_at, child.updated_by);
+    out += &format!(
+        "  last changed {} by {}\n",
+        child.updated_at, child.updated_by
+    );
     out
 }
 
@@ -92,7 +132,10 @@ pub async fn run(profile: &Profile, command: ChildrenCommand, out: Output) -> Re
             let mut details = pb::ChildDetails::default();
             apply(fields, &mut details)?;
             let reply = client
-                .create_child(pb::CreateChildRequest { record_id, details: Some(details) })
+                .create_child(pb::CreateChildRequest {
+                    record_id,
+                    details: Some(details),
+                })
                 .await?
                 .into_inner();
             let child = reply.child.unwrap_or_default();
@@ -100,7 +143,9 @@ pub async fn run(profile: &Profile, command: ChildrenCommand, out: Output) -> Re
         }
         ChildrenCommand::Update { record_id, fields } => {
             let current = client
-                .get_child(pb::GetChildRequest { record_id: record_id.clone() })
+                .get_child(pb::GetChildRequest {
+                    record_id: record_id.clone(),
+                })
                 .await?
                 .into_inner()
                 .child
@@ -108,21 +153,46 @@ pub async fn run(profile: &Profile, command: ChildrenCommand, out: Output) -> Re
             let mut details = current.details.clone().unwrap_or_default();
             apply(fields, &mut details)?;
             let reply = client
-                .update_child(pb::UpdateChildRequest { record_id, details: Some(details), expected_revision: current.revision })
+                .update_child(pb::UpdateChildRequest {
+                    record_id,
+                    details: Some(details),
+                    expected_revision: current.revision,
+                })
                 .await?
                 .into_inner();
             let child = reply.child.clone().unwrap_or_default();
             out.emit(&reply, || {
-                format!("{}\n{}", if reply.changed { "updated" } else { "unchanged: the details were already so" }, describe(&child))
+                format!(
+                    "{}\n{}",
+                    if reply.changed {
+                        "updated"
+                    } else {
+                        "unchanged: the details were already so"
+                    },
+                    describe(&child)
+                )
             })
         }
         ChildrenCommand::Show { record_id } => {
-            let child = client.get_child(pb::GetChildRequest { record_id }).await?.into_inner().child.unwrap_or_default();
+            let child = client
+                .get_child(pb::GetChildRequest { record_id })
+                .await?
+                .into_inner()
+                .child
+                .unwrap_or_default();
             out.emit(&child, || describe(&child))
         }
-        ChildrenCommand::List { active, surname, limit } => {
+        ChildrenCommand::List {
+            active,
+            surname,
+            limit,
+        } => {
             let reply = client
-                .list_children(pb::ListChildrenRequest { with_active_plan: active, surname_contains: surname.unwrap_or_default(), limit })
+                .list_children(pb::ListChildrenRequest {
+                    with_active_plan: active,
+                    surname_contains: surname.unwrap_or_default(),
+                    limit,
+                })
                 .await?
                 .into_inner();
             out.emit(&reply, || {
@@ -141,12 +211,24 @@ pub async fn run(profile: &Profile, command: ChildrenCommand, out: Output) -> Re
             })
         }
         ChildrenCommand::History { record_id } => {
-            let reply = client.child_history(pb::GetChildRequest { record_id }).await?.into_inner();
+            let reply = client
+                .child_history(pb::GetChildRequest { record_id })
+                .await?
+                .into_inner();
             out.emit(&reply, || {
                 reply
                     .revisions
                     .iter()
-                    .map(|r| format!("revision {} at {} by {}: {} [{}]\n", r.revision, r.at, r.by, r.action, r.changed.join(", ")))
+                    .map(|r| {
+                        format!(
+                            "revision {} at {} by {}: {} [{}]\n",
+                            r.revision,
+                            r.at,
+                            r.by,
+                            r.action,
+                            r.changed.join(", ")
+                        )
+                    })
                     .collect()
             })
         }

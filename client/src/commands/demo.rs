@@ -42,20 +42,65 @@ pub struct DemoArgs {
 
 /// The profiles the demo writes: folder name, role, holder, site.
 const PROFILES: [(&str, Role, &str, Option<&str>); 5] = [
-    ("custodian", Role::Custodian, "Safeguarding Unit (demo)", None),
+    (
+        "custodian",
+        Role::Custodian,
+        "Safeguarding Unit (demo)",
+        None,
+    ),
     ("auditor", Role::Auditor, "Internal Audit (demo)", None),
-    ("ae-terminal", Role::Terminal, "St Elsewhere A&E workstation 1", Some("ae")),
+    (
+        "ae-terminal",
+        Role::Terminal,
+        "St Elsewhere A&E workstation 1",
+        Some("ae"),
+    ),
     ("edt-duty", Role::Terminal, "EDT duty worker", Some("edt")),
-    ("cait-terminal", Role::Terminal, "CAIT officer terminal", Some("cait")),
+    (
+        "cait-terminal",
+        Role::Terminal,
+        "CAIT officer terminal",
+        Some("cait"),
+    ),
 ];
 
 /// The organisations the demo's directory holds (numbers are Ofcom drama numbers).
 const ORGANISATIONS: [(&str, &str, &str, &str, &str); 5] = [
-    ("st-elsewhere-ae", "St Elsewhere Hospital Emergency Department", "emergency-department", "01632 960 100", "ae"),
-    ("demo-edt", "Demo Borough Emergency Duty Team", "emergency-duty-team", "01632 960 200", "edt"),
-    ("demo-cait", "Demo Police Child Abuse Investigation Team", "police-cait", "020 7946 0300", "cait"),
-    ("demo-gp-ooh", "Demo GP Out-of-Hours Service", "gp-out-of-hours", "01632 960 400", "edt"),
-    ("demo-ambulance", "Demo Ambulance Service Clinical Hub", "ambulance", "01632 960 500", "edt"),
+    (
+        "st-elsewhere-ae",
+        "St Elsewhere Hospital Emergency Department",
+        "emergency-department",
+        "01632 960 100",
+        "ae",
+    ),
+    (
+        "demo-edt",
+        "Demo Borough Emergency Duty Team",
+        "emergency-duty-team",
+        "01632 960 200",
+        "edt",
+    ),
+    (
+        "demo-cait",
+        "Demo Police Child Abuse Investigation Team",
+        "police-cait",
+        "020 7946 0300",
+        "cait",
+    ),
+    (
+        "demo-gp-ooh",
+        "Demo GP Out-of-Hours Service",
+        "gp-out-of-hours",
+        "01632 960 400",
+        "edt",
+    ),
+    (
+        "demo-ambulance",
+        "Demo Ambulance Service Clinical Hub",
+        "ambulance",
+        "01632 960 500",
+        "edt",
+    ),
 ];
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CliError {
@@ -65,7 +110,10 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CliErro
 
 pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
     std::fs::create_dir_all(&args.dir).map_err(io("demo folder", &args.dir))?;
-    let dir = args.dir.canonicalize().map_err(io("demo folder", &args.dir))?;
+    let dir = args
+        .dir
+        .canonicalize()
+        .map_err(io("demo folder", &args.dir))?;
     let pki_dir = dir.join("pki");
     let ca = if pki_dir.join("ca.pem").exists() {
         DevCa::load(&pki_dir)?
@@ -77,13 +125,22 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
     let primary = LocalPrimary::start(&dir.join("primary"), &ca, Arc::new(SystemClock)).await?;
     let profiles_dir = dir.join("profiles");
     for (folder, role, name, site) in PROFILES {
-        let target = ProfileTarget { primary: &primary.url, replica: None, site, days: 30 };
+        let target = ProfileTarget {
+            primary: &primary.url,
+            replica: None,
+            site,
+            days: 30,
+        };
         issue_profile(&ca, role, name, target, &profiles_dir.join(folder))?;
     }
     let custodian = Profile::load(Some(&profiles_dir.join("custodian")))?;
     wait_until_serving(&custodian, &primary).await?;
 
-    let seeded = if args.no_seed { None } else { Some(seed(&custodian, &dir, args.records, args.seed, out).await?) };
+    let seeded = if args.no_seed {
+        None
+    } else {
+        Some(seed(&custodian, &dir, args.records, args.seed, out).await?)
+    };
 
     let summary = serde_json::json!({
         "ready": true,
@@ -130,20 +187,39 @@ async fn wait_until_serving(profile: &Profile, primary: &LocalPrimary) -> Result
             break;
         }
         if let Ok(mut client) = profile.register().await
-            && client.get_authority(pb::GetAuthorityRequest {}).await.is_ok()
+            && client
+                .get_authority(pb::GetAuthorityRequest {})
+                .await
+                .is_ok()
         {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Err(CliError::Invalid(format!("the primary at {} did not start; see the log above", primary.url)))
+    Err(CliError::Invalid(format!(
+        "the primary at {} did not start; see the log above",
+        primary.url
+    )))
 }
 
 /// Loads a synthetic register through the real import, ends a few plans so the register has
 /// history, and fills the organisation directory. Skipped when the register already has children.
-async fn seed(custodian: &Profile, dir: &Path, records: usize, seed: u64, out: Output) -> Result<serde_json::Value, CliError> {
+async fn seed(
+    custodian: &Profile,
+    dir: &Path,
+    records: usize,
+    seed: u64,
+    out: Output,
+) -> Result<serde_json::Value, CliError> {
     let mut client = custodian.register().await?;
-    let existing = client.list_children(pb::ListChildrenRequest { limit: 1, ..Default::default() }).await?.into_inner().total;
+    let existing = client
+        .list_children(pb::ListChildrenRequest {
+            limit: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .total;
     if existing > 0 {
         return Ok(serde_json::json!({ "children": existing, "ended": 0, "kept_existing": true }));
     }
@@ -154,19 +230,34 @@ async fn seed(custodian: &Profile, dir: &Path, records: usize, seed: u64, out: O
     let csv_path = seed_dir.join("register.csv");
     let file = std::fs::File::create(&csv_path).map_err(io("seed file", &csv_path))?;
     write_csv(std::io::BufWriter::new(file), &children).map_err(io("seed file", &csv_path))?;
-    let progress = if out.json { ProgressBar::hidden() } else { ProgressBar::new(records as u64) };
+    let progress = if out.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(records as u64)
+    };
     let report = crate::commands::import::import_file(custodian, &csv_path, &progress).await?;
 
     let mut ended = 0;
-    for (i, child) in children.iter().enumerate().filter(|(_, c)| !c.plan_start_date.is_empty() && c.expected_delivery_date.is_empty()) {
+    for (i, child) in children
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.plan_start_date.is_empty() && c.expected_delivery_date.is_empty())
+    {
         if i % 17 != 3 {
             continue;
         }
-        let Ok(start) = chrono::NaiveDate::parse_from_str(&child.plan_start_date, "%Y-%m-%d") else { continue };
+        let Ok(start) = chrono::NaiveDate::parse_from_str(&child.plan_start_date, "%Y-%m-%d")
+        else {
+            continue;
+        };
         let end_date = (start + chrono::Duration::days(120)).min(today).to_string();
         let (reason, receiving, conference) = match ended % 3 {
             0 => (pb::EndReason::NoLongerAtRisk, "", ""),
-            1 => (pb::EndReason::Transferred, "Neighbouring Borough Council", end_date.as_str()),
+            1 => (
+                pb::EndReason::Transferred,
+                "Neighbouring Borough Council",
+                end_date.as_str(),
+            ),
             _ => (pb::EndReason::LeftUk, "", ""),
         };
         let request = pb::EndPlanRequest {

@@ -27,7 +27,10 @@ fn kind(name: &str) -> Result<i32, CliError> {
 }
 
 fn org_line(o: &pb::Organisation) -> String {
-    format!("{:<24} {:<40} call back {:<14} site {:<8} verified {} by {}\n", o.id, o.name, o.callback_number, o.site, o.verified_on, o.verified_by)
+    format!(
+        "{:<24} {:<40} call back {:<14} site {:<8} verified {} by {}\n",
+        o.id, o.name, o.callback_number, o.site, o.verified_on, o.verified_by
+    )
 }
 
 pub async fn orgs(profile: &Profile, command: OrgsCommand, out: Output) -> Result<(), CliError> {
@@ -49,14 +52,32 @@ pub async fn orgs(profile: &Profile, command: OrgsCommand, out: Output) -> Resul
                 .await?
                 .into_inner();
             let org = reply.organisation.clone().unwrap_or_default();
-            out.emit(&reply, || format!("{}{}", if reply.changed { "saved: " } else { "unchanged: " }, org_line(&org)))
+            out.emit(&reply, || {
+                format!(
+                    "{}{}",
+                    if reply.changed {
+                        "saved: "
+                    } else {
+                        "unchanged: "
+                    },
+                    org_line(&org)
+                )
+            })
         }
         OrgsCommand::List => {
-            let reply = client.list_organisations(pb::ListOrganisationsRequest {}).await?.into_inner();
-            out.emit(&reply, || reply.organisations.iter().map(org_line).collect())
+            let reply = client
+                .list_organisations(pb::ListOrganisationsRequest {})
+                .await?
+                .into_inner();
+            out.emit(&reply, || {
+                reply.organisations.iter().map(org_line).collect()
+            })
         }
         OrgsCommand::Remove { id } => {
-            let reply = client.remove_organisation(pb::RemoveOrganisationRequest { id }).await?.into_inner();
+            let reply = client
+                .remove_organisation(pb::RemoveOrganisationRequest { id })
+                .await?
+                .into_inner();
             let org = reply.organisation.clone().unwrap_or_default();
             out.emit(&reply, || format!("removed: {}", org_line(&org)))
         }
@@ -64,35 +85,79 @@ pub async fn orgs(profile: &Profile, command: OrgsCommand, out: Output) -> Resul
 }
 
 fn release_line(r: &pb::HistoricRelease) -> String {
-    let status = serde_json::to_value(r).ok().and_then(|v| v["status"].as_str().map(str::to_owned)).unwrap_or_default();
+    let status = serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v["status"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     format!(
         "{} {} for {} by {} ({}): {} [{}]\n",
         r.id, r.record_id, r.requesting_authority, r.requester, r.requested_at, r.reason, status
     )
 }
 
-pub async fn historic(profile: &Profile, command: HistoricCommand, out: Output) -> Result<(), CliError> {
+pub async fn historic(
+    profile: &Profile,
+    command: HistoricCommand,
+    out: Output,
+) -> Result<(), CliError> {
     let mut client = profile.register().await?;
-    let decide = |id: String, approve: bool, note: String| pb::DecideHistoricReleaseRequest { id, approve, note };
+    let decide = |id: String, approve: bool, note: String| pb::DecideHistoricReleaseRequest {
+        id,
+        approve,
+        note,
+    };
     let reply = match command {
-        HistoricCommand::Request { record_id, authority, requester, reason } => {
+        HistoricCommand::Request {
+            record_id,
+            authority,
+            requester,
+            reason,
+        } => {
             client
-                .request_historic_release(pb::HistoricReleaseRequest { record_id, requesting_authority: authority, requester, reason })
+                .request_historic_release(pb::HistoricReleaseRequest {
+                    record_id,
+                    requesting_authority: authority,
+                    requester,
+                    reason,
+                })
                 .await?
         }
-        HistoricCommand::Approve { id, note } => client.decide_historic_release(decide(id, true, note)).await?,
-        HistoricCommand::Refuse { id, note } => client.decide_historic_release(decide(id, false, note)).await?,
+        HistoricCommand::Approve { id, note } => {
+            client
+                .decide_historic_release(decide(id, true, note))
+                .await?
+        }
+        HistoricCommand::Refuse { id, note } => {
+            client
+                .decide_historic_release(decide(id, false, note))
+                .await?
+        }
         HistoricCommand::List => {
-            let reply = client.list_historic_releases(pb::ListHistoricReleasesRequest {}).await?.into_inner();
+            let reply = client
+                .list_historic_releases(pb::ListHistoricReleasesRequest {})
+                .await?
+                .into_inner();
             return out.emit(&reply, || reply.releases.iter().map(release_line).collect());
         }
         HistoricCommand::Release { id } => {
-            let reply = client.release_historic_plans(pb::ReleaseHistoricPlansRequest { id }).await?.into_inner();
+            let reply = client
+                .release_historic_plans(pb::ReleaseHistoricPlansRequest { id })
+                .await?
+                .into_inner();
             return out.emit(&reply, || {
-                let mut text = format!("{} {} (born {}): {} ended plan(s)\n", reply.record_id, reply.child_name, reply.date_of_birth, reply.ended_plans.len());
+                let mut text = format!(
+                    "{} {} (born {}): {} ended plan(s)\n",
+                    reply.record_id,
+                    reply.child_name,
+                    reply.date_of_birth,
+                    reply.ended_plans.len()
+                );
                 for p in &reply.ended_plans {
                     let end = p.end.clone().unwrap_or_default();
-                    text += &format!("  plan {} from {} to {}\n", p.plan_number, p.start_date, end.end_date);
+                    text += &format!(
+                        "  plan {} from {} to {}\n",
+                        p.plan_number, p.start_date, end.end_date
+                    );
                 }
                 text
             });

@@ -25,20 +25,38 @@ pub struct ImportReport {
 }
 
 /// Streams `file` to the primary; returns the acknowledgements and totals.
-pub async fn import_file(profile: &Profile, file: &Path, progress: &ProgressBar) -> Result<ImportReport, CliError> {
-    let io = |source| CliError::Io { what: "import file", path: file.to_owned(), source };
+pub async fn import_file(
+    profile: &Profile,
+    file: &Path,
+    progress: &ProgressBar,
+) -> Result<ImportReport, CliError> {
+    let io = |source| CliError::Io {
+        what: "import file",
+        path: file.to_owned(),
+        source,
+    };
     let input = tokio::fs::File::open(file).await.map_err(io)?;
-    let upload = futures::stream::unfold((input, vec![0u8; CHUNK_BYTES]), |(mut input, mut buf)| async move {
-        loop {
-            match input.read(&mut buf).await {
-                Ok(0) => return None,
-                Ok(n) => return Some((pb::ImportChunk { data: buf[..n].to_vec() }, (input, buf))),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // The server sees the upload end early and acknowledges the rows it had.
-                Err(_) => return None,
+    let upload = futures::stream::unfold(
+        (input, vec![0u8; CHUNK_BYTES]),
+        |(mut input, mut buf)| async move {
+            loop {
+                match input.read(&mut buf).await {
+                    Ok(0) => return None,
+                    Ok(n) => {
+                        return Some((
+                            pb::ImportChunk {
+                                data: buf[..n].to_vec(),
+                            },
+                            (input, buf),
+                        ));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    // The server sees the upload end early and acknowledges the rows it had.
+                    Err(_) => return None,
+                }
             }
-        }
-    });
+        },
+    );
     let mut client = profile.register().await?;
     let mut acks = client.import(upload).await?.into_inner();
     let mut report = ImportReport::default();
@@ -47,7 +65,12 @@ pub async fn import_file(profile: &Profile, file: &Path, progress: &ProgressBar)
             Some(pb::import_event::Event::Row(row)) => {
                 progress.inc(1);
                 if row.outcome == i32::from(pb::RowOutcome::Rejected) {
-                    progress.suspend(|| eprintln!("line {}: {} rejected: {}", row.line, row.record_id, row.reason));
+                    progress.suspend(|| {
+                        eprintln!(
+                            "line {}: {} rejected: {}",
+                            row.line, row.record_id, row.reason
+                        )
+                    });
                 }
                 report.rows.push(row);
             }
@@ -88,7 +111,11 @@ pub async fn run(profile: &Profile, file: &Path, out: Output) -> Result<(), CliE
 /// Lines after the header, for the progress bar.
 fn count_rows(file: &Path) -> Result<u64, CliError> {
     use std::io::Read;
-    let io = |source| CliError::Io { what: "import file", path: file.to_owned(), source };
+    let io = |source| CliError::Io {
+        what: "import file",
+        path: file.to_owned(),
+        source,
+    };
     let mut input = std::fs::File::open(file).map_err(io)?;
     let mut buf = vec![0u8; CHUNK_BYTES];
     let mut lines = 0u64;

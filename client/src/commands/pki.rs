@@ -19,11 +19,25 @@ pub struct ProfileTarget<'a> {
     pub days: u32,
 }
 
-pub fn issue_profile(ca: &DevCa, role: Role, name: &str, target: ProfileTarget<'_>, out: &Path) -> Result<ProfileFile, CliError> {
-    std::fs::create_dir_all(out).map_err(|source| CliError::Io { what: "profile folder", path: out.to_owned(), source })?;
+pub fn issue_profile(
+    ca: &DevCa,
+    role: Role,
+    name: &str,
+    target: ProfileTarget<'_>,
+    out: &Path,
+) -> Result<ProfileFile, CliError> {
+    std::fs::create_dir_all(out).map_err(|source| CliError::Io {
+        what: "profile folder",
+        path: out.to_owned(),
+        source,
+    })?;
     let issued = ca.issue_client(role, name, target.site, target.days)?;
     write_issued(&issued, &out.join("cert.pem"), &out.join("key.pem"))?;
-    std::fs::write(out.join("ca.pem"), ca.ca_pem()).map_err(|source| CliError::Io { what: "CA file", path: out.join("ca.pem"), source })?;
+    std::fs::write(out.join("ca.pem"), ca.ca_pem()).map_err(|source| CliError::Io {
+        what: "CA file",
+        path: out.join("ca.pem"),
+        source,
+    })?;
     let file = ProfileFile {
         role,
         name: name.to_owned(),
@@ -48,26 +62,66 @@ pub fn run(command: PkiCommand, out: Output) -> Result<(), CliError> {
             }
             let ca = DevCa::create(&authority)?;
             ca.save(&dir)?;
-            out.emit(&serde_json::json!({ "dir": dir, "authority": authority }), || {
-                format!("development CA for {authority} in {}", dir.display())
-            })
+            out.emit(
+                &serde_json::json!({ "dir": dir, "authority": authority }),
+                || format!("development CA for {authority} in {}", dir.display()),
+            )
         }
-        PkiCommand::Issue { dir, role, name, site, out: target, primary, server_names, days } => {
+        PkiCommand::Issue {
+            dir,
+            role,
+            name,
+            site,
+            out: target,
+            primary,
+            server_names,
+            days,
+        } => {
             let ca = DevCa::load(&dir)?;
-            let role: Role = role.parse().map_err(|e: cpreg_proto::role::UnknownRole| CliError::Invalid(e.to_string()))?;
+            let role: Role = role
+                .parse()
+                .map_err(|e: cpreg_proto::role::UnknownRole| CliError::Invalid(e.to_string()))?;
             if role == Role::Server {
-                let names = if server_names.is_empty() { vec!["localhost".into(), "127.0.0.1".into()] } else { server_names };
+                let names = if server_names.is_empty() {
+                    vec!["localhost".into(), "127.0.0.1".into()]
+                } else {
+                    server_names
+                };
                 let issued = ca.issue_server(&name, &names)?;
-                std::fs::create_dir_all(&target).map_err(|source| CliError::Io { what: "folder", path: target.clone(), source })?;
+                std::fs::create_dir_all(&target).map_err(|source| CliError::Io {
+                    what: "folder",
+                    path: target.clone(),
+                    source,
+                })?;
                 write_issued(&issued, &target.join("cert.pem"), &target.join("key.pem"))?;
-                std::fs::write(target.join("ca.pem"), ca.ca_pem()).map_err(|source| CliError::Io { what: "CA file", path: target.join("ca.pem"), source })?;
-                return out.emit(&serde_json::json!({ "out": target, "role": "server", "names": names }), || {
-                    format!("server certificate for {} in {}", names.join(", "), target.display())
-                });
+                std::fs::write(target.join("ca.pem"), ca.ca_pem()).map_err(|source| {
+                    CliError::Io {
+                        what: "CA file",
+                        path: target.join("ca.pem"),
+                        source,
+                    }
+                })?;
+                return out.emit(
+                    &serde_json::json!({ "out": target, "role": "server", "names": names }),
+                    || {
+                        format!(
+                            "server certificate for {} in {}",
+                            names.join(", "),
+                            target.display()
+                        )
+                    },
+                );
             }
-            let to = ProfileTarget { primary: &primary, replica: None, site: site.as_deref(), days };
+            let to = ProfileTarget {
+                primary: &primary,
+                replica: None,
+                site: site.as_deref(),
+                days,
+            };
             let file = issue_profile(&ca, role, &name, to, &target)?;
-            out.emit(&file, || format!("{role} profile for {name} in {}", target.display()))
+            out.emit(&file, || {
+                format!("{role} profile for {name} in {}", target.display())
+            })
         }
     }
 }

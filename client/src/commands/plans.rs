@@ -38,11 +38,24 @@ fn contact(name: Option<String>, phone: Option<String>) -> Option<pb::Contact> {
 pub async fn run(profile: &Profile, command: PlansCommand, out: Output) -> Result<(), CliError> {
     let mut client = profile.register().await?;
     let reply = match command {
-        PlansCommand::Start { record_id, categories, start_date, lead, team_manager, team_manager_phone, core_group, next_review, notice_days } => {
+        PlansCommand::Start {
+            record_id,
+            categories,
+            start_date,
+            lead,
+            team_manager,
+            team_manager_phone,
+            core_group,
+            next_review,
+            notice_days,
+        } => {
             client
                 .start_plan(pb::StartPlanRequest {
                     record_id,
-                    categories: categories.iter().map(|c| category(c)).collect::<Result<_, _>>()?,
+                    categories: categories
+                        .iter()
+                        .map(|c| category(c))
+                        .collect::<Result<_, _>>()?,
                     start_date,
                     lead_social_worker: contact(lead.name, lead.phone),
                     team_manager: contact(Some(team_manager), team_manager_phone),
@@ -52,11 +65,21 @@ pub async fn run(profile: &Profile, command: PlansCommand, out: Output) -> Resul
                 })
                 .await?
         }
-        PlansCommand::Change { record_id, categories, lead, team_manager, team_manager_phone, core_group } => {
+        PlansCommand::Change {
+            record_id,
+            categories,
+            lead,
+            team_manager,
+            team_manager_phone,
+            core_group,
+        } => {
             client
                 .change_plan(pb::ChangePlanRequest {
                     record_id,
-                    categories: categories.iter().map(|c| category(c)).collect::<Result<_, _>>()?,
+                    categories: categories
+                        .iter()
+                        .map(|c| category(c))
+                        .collect::<Result<_, _>>()?,
                     lead_social_worker: contact(lead.name, lead.phone),
                     team_manager: contact(team_manager, team_manager_phone),
                     replace_core_group: !core_group.is_empty(),
@@ -64,10 +87,29 @@ pub async fn run(profile: &Profile, command: PlansCommand, out: Output) -> Resul
                 })
                 .await?
         }
-        PlansCommand::Review { record_id, held_on, next_review } => {
-            client.record_review(pb::RecordReviewRequest { record_id, held_on, next_review_date: next_review }).await?
+        PlansCommand::Review {
+            record_id,
+            held_on,
+            next_review,
+        } => {
+            client
+                .record_review(pb::RecordReviewRequest {
+                    record_id,
+                    held_on,
+                    next_review_date: next_review,
+                })
+                .await?
         }
-        PlansCommand::End { record_id, reason, date, receiving_authority, transfer_in_conference, looked_after_from, letter_date, note } => {
+        PlansCommand::End {
+            record_id,
+            reason,
+            date,
+            receiving_authority,
+            transfer_in_conference,
+            looked_after_from,
+            letter_date,
+            note,
+        } => {
             client
                 .end_plan(pb::EndPlanRequest {
                     record_id,
@@ -83,10 +125,24 @@ pub async fn run(profile: &Profile, command: PlansCommand, out: Output) -> Resul
                 })
                 .await?
         }
-        PlansCommand::Document { record_id, file, core_group_date } => {
+        PlansCommand::Document {
+            record_id,
+            file,
+            core_group_date,
+        } => {
             let content = super::read_file("plan document", &file)?;
-            let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            client.add_plan_document(pb::AddPlanDocumentRequest { record_id, core_group_date, file_name, content }).await?
+            let file_name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            client
+                .add_plan_document(pb::AddPlanDocumentRequest {
+                    record_id,
+                    core_group_date,
+                    file_name,
+                    content,
+                })
+                .await?
         }
     }
     .into_inner();

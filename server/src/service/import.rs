@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc::Sender;
 use tonic::{Status, Streaming};
 
-use crate::import::{ReadRow, RowReader};
+use crate::import::{ImportRow, ReadRow, RowReader};
 use crate::store::{ImportOutcome, Store};
 
 /// Rows committed per write transaction: large enough to amortise the commit, small enough that
@@ -42,7 +42,10 @@ impl Read for ChunkReader {
     }
 }
 
-async fn forward_chunks(mut inbound: Streaming<pb::ImportChunk>, tx: SyncSender<Result<Vec<u8>, std::io::Error>>) {
+async fn forward_chunks(
+    mut inbound: Streaming<pb::ImportChunk>,
+    tx: SyncSender<Result<Vec<u8>, std::io::Error>>,
+) {
     while let Some(item) = inbound.next().await {
         let chunk = item
             .map(|c| c.data)
@@ -71,12 +74,20 @@ fn ack(line: u64, record_id: &str, outcome: pb::RowOutcome, reason: &str) -> pb:
 }
 
 /// Starts an import; the returned receiver yields the acknowledgements.
-pub fn start(store: Arc<Store>, actor: String, inbound: Streaming<pb::ImportChunk>) -> tokio::sync::mpsc::Receiver<Result<pb::ImportEvent, Status>> {
+pub fn start(
+    store: Arc<Store>,
+    actor: String,
+    inbound: Streaming<pb::ImportChunk>,
+) -> tokio::sync::mpsc::Receiver<Result<pb::ImportEvent, Status>> {
     let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel(8);
     let (ack_tx, ack_rx) = tokio::sync::mpsc::channel(4 * BATCH_ROWS);
     tokio::spawn(forward_chunks(inbound, chunk_tx));
     tokio::task::spawn_blocking(move || {
-        let reader = ChunkReader { chunks: chunk_rx, current: Vec::new(), pos: 0 };
+        let reader = ChunkReader {
+            chunks: chunk_rx,
+            current: Vec::new(),
+            pos: 0,
+        };
         if let Err(status) = run(&store, &actor, reader, &ack_tx) {
             let _ = ack_tx.blocking_send(Err(status));
         }
@@ -85,8 +96,11 @@ pub fn start(store: Arc<Store>, actor: String, inbound: Streaming<pb::ImportChun
 }
 
 fn run(store: &Store, actor: &str, reader: ChunkReader, acks: &AckSender) -> Result<(), Status> {
-    let mut rows = RowReader::new(BufReader::with_capacity(256 * 1024, reader), store.clock().today())
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut rows = RowReader::new(
+        BufReader::with_capacity(256 * 1024, reader),
+        store.clock().today(),
+    )
+    .map_err(|e| Status::invalid_argument(e.to_string()))?;
     let mut summary = pb::ImportSummary::default();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut done = false;
@@ -99,13 +113,17 @@ fn run(store: &Store, actor: &str, reader: ChunkReader, acks: &AckSender) -> Res
                     done = true;
                     break;
                 }
-                Err(e) => return Err(Status::aborted(format!("{e}; rows acknowledged so far are committed, send the file again to finish"))),
+                Err(e) => {
+                    return Err(Status::aborted(format!(
+                        "{e}; rows acknowledged so far are committed, send the file again to finish"
+                    )));
+                }
             }
         }
         let parsed: Vec<_> = batch
             .iter()
             .filter_map(|r| match r {
-                ReadRow::Row(row) => Some(row.clone()),
+                ReadRow::Row(row) => Some(ImportRow::clone(row)),
                 ReadRow::Rejected(_) => None,
             })
             .collect();
@@ -118,7 +136,10 @@ fn run(store: &Store, actor: &str, reader: ChunkReader, acks: &AckSender) -> Res
                     ack(r.line, &r.record_id, pb::RowOutcome::Rejected, &r.reason)
                 }
                 ReadRow::Row(_) => {
-                    let (row, outcome) = parsed.next().zip(outcomes.next()).ok_or_else(|| Status::internal("import lost track of a row"))?;
+                    let (row, outcome) = parsed
+                        .next()
+                        .zip(outcomes.next())
+                        .ok_or_else(|| Status::internal("import lost track of a row"))?;
                     let (kind, reason) = match outcome {
                         ImportOutcome::Accepted => (pb::RowOutcome::Accepted, String::new()),
                         ImportOutcome::Updated => (pb::RowOutcome::Updated, String::new()),
@@ -140,6 +161,8 @@ fn run(store: &Store, actor: &str, reader: ChunkReader, acks: &AckSender) -> Res
             }
         }
     }
-    let _ = acks.blocking_send(Ok(pb::ImportEvent { event: Some(pb::import_event::Event::Summary(summary)) }));
+    let _ = acks.blocking_send(Ok(pb::ImportEvent {
+        event: Some(pb::import_event::Event::Summary(summary)),
+    }));
     Ok(())
 }

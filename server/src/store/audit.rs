@@ -23,7 +23,8 @@ impl AuditBatch {
     }
 
     pub(super) fn push(&mut self, action: &str, subject: &str, detail: serde_json::Value) {
-        self.entries.push((action.to_owned(), subject.to_owned(), detail));
+        self.entries
+            .push((action.to_owned(), subject.to_owned(), detail));
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -62,15 +63,24 @@ impl AuditBatch {
             at: self.at,
         };
         let signed = SignedCheckpoint::sign(&checkpoint, &store.key);
-        txn.open_table(CHECKPOINTS)?
-            .insert(seq - 1, (signed.bytes.as_slice(), signed.signature.as_slice()))?;
+        txn.open_table(CHECKPOINTS)?.insert(
+            seq - 1,
+            (signed.bytes.as_slice(), signed.signature.as_slice()),
+        )?;
         Ok(())
     }
 }
 
+/// The audit chain as stored: entries' exact bytes by sequence number, and the checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct AuditChain {
+    pub entries: Vec<(u64, Vec<u8>)>,
+    pub checkpoints: Vec<SignedCheckpoint>,
+}
+
 impl Store {
     /// The whole chain and its checkpoints, as stored, for a verifier.
-    pub fn audit_chain(&self) -> Result<(Vec<(u64, Vec<u8>)>, Vec<SignedCheckpoint>), StoreError> {
+    pub fn audit_chain(&self) -> Result<AuditChain, StoreError> {
         let txn = self.db.begin_read()?;
         let entries = txn
             .open_table(AUDIT)?
@@ -83,16 +93,29 @@ impl Store {
             .map(|row| {
                 row.map(|(_, v)| {
                     let (bytes, signature) = v.value();
-                    SignedCheckpoint { bytes: bytes.to_vec(), signature: signature.to_vec() }
+                    SignedCheckpoint {
+                        bytes: bytes.to_vec(),
+                        signature: signature.to_vec(),
+                    }
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((entries, checkpoints))
+        Ok(AuditChain {
+            entries,
+            checkpoints,
+        })
     }
 
     /// Verifies the chain against this authority's key.
-    pub fn verify_audit(&self) -> Result<Result<cpreg_proto::audit::ChainReport, cpreg_proto::audit::ChainBreak>, StoreError> {
-        let (entries, checkpoints) = self.audit_chain()?;
-        Ok(cpreg_proto::audit::verify_chain(entries, &checkpoints, &self.verifying_key()))
+    pub fn verify_audit(
+        &self,
+    ) -> Result<Result<cpreg_proto::audit::ChainReport, cpreg_proto::audit::ChainBreak>, StoreError>
+    {
+        let chain = self.audit_chain()?;
+        Ok(cpreg_proto::audit::verify_chain(
+            chain.entries,
+            &chain.checkpoints,
+            &self.verifying_key(),
+        ))
     }
 }

@@ -65,19 +65,32 @@ fn read_child(txn: &WriteTransaction, record_id: &str) -> Result<Option<ChildRec
 }
 
 /// Paths of the fields that differ between two JSON values.
-fn changed_paths(old: &serde_json::Value, new: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+fn changed_paths(
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
     use serde_json::Value;
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, bv) in b {
-                let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match a.get(key) {
                     Some(av) => changed_paths(av, bv, &sub, out),
                     None => out.push(sub),
                 }
             }
             for key in a.keys().filter(|k| !b.contains_key(*k)) {
-                out.push(if path.is_empty() { key.clone() } else { format!("{path}.{key}") });
+                out.push(if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                });
             }
         }
         (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
@@ -102,13 +115,20 @@ fn diff(old: &ChildRecord, new: &ChildRecord) -> Result<Vec<String>, StoreError>
 impl Store {
     /// Applies `change` to a child's record in one transaction. Returns the record and whether it
     /// changed; a change that leaves the record as it was writes nothing.
-    fn change_child<F>(&self, actor: &str, record_id: &str, action: &str, change: F) -> Result<(ChildRecord, bool), StoreError>
+    fn change_child<F>(
+        &self,
+        actor: &str,
+        record_id: &str,
+        action: &str,
+        change: F,
+    ) -> Result<(ChildRecord, bool), StoreError>
     where
         F: FnOnce(&mut ChildRecord, NaiveDate, &WriteTransaction) -> Result<(), StoreError>,
     {
         let now = self.clock.now();
         let txn = self.db.begin_write()?;
-        let current = read_child(&txn, record_id)?.ok_or_else(|| StoreError::NoSuchChild(record_id.to_owned()))?;
+        let current = read_child(&txn, record_id)?
+            .ok_or_else(|| StoreError::NoSuchChild(record_id.to_owned()))?;
         let mut next = current.clone();
         change(&mut next, now.date_naive(), &txn)?;
         if next.details == current.details && next.plans == current.plans {
@@ -127,7 +147,12 @@ impl Store {
     }
 
     /// Adds a child to the register.
-    pub fn create_child(&self, actor: &str, record_id: &str, details: ChildDetails) -> Result<ChildRecord, StoreError> {
+    pub fn create_child(
+        &self,
+        actor: &str,
+        record_id: &str,
+        details: ChildDetails,
+    ) -> Result<ChildRecord, StoreError> {
         let now = self.clock.now();
         let txn = self.db.begin_write()?;
         if read_child(&txn, record_id)?.is_some() {
@@ -135,7 +160,13 @@ impl Store {
         }
         let record = new_record(record_id, details, Vec::new(), now, actor);
         let mut audit = AuditBatch::new(actor, now);
-        write_revision(&txn, &mut audit, &record, "child.create", vec!["details".into()])?;
+        write_revision(
+            &txn,
+            &mut audit,
+            &record,
+            "child.create",
+            vec!["details".into()],
+        )?;
         audit.write(self, &txn)?;
         txn.commit()?;
         Ok(record)
@@ -175,7 +206,10 @@ impl Store {
     }
 
     /// Children matching the filter, most recently changed first, and how many matched in all.
-    pub fn list_children(&self, filter: &ChildFilter) -> Result<(Vec<ChildRecord>, u64), StoreError> {
+    pub fn list_children(
+        &self,
+        filter: &ChildFilter,
+    ) -> Result<(Vec<ChildRecord>, u64), StoreError> {
         let txn = self.db.begin_read()?;
         let needle = filter.surname_contains.to_lowercase();
         let mut found = Vec::new();
@@ -191,7 +225,11 @@ impl Store {
             found.push(record);
         }
         let total = found.len() as u64;
-        found.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.record_id.cmp(&b.record_id)));
+        found.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then(a.record_id.cmp(&b.record_id))
+        });
         if filter.limit > 0 {
             found.truncate(filter.limit);
         }
@@ -210,7 +248,10 @@ impl Store {
         let table = txn.open_table(REVISIONS)?;
         let revisions = table
             .range((record_id, 0)..=(record_id, u32::MAX))?
-            .map(|row| row.map_err(StoreError::from).and_then(|(_, v)| decode(v.value())))
+            .map(|row| {
+                row.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode(v.value()))
+            })
             .collect::<Result<Vec<Revision>, _>>()?;
         if revisions.is_empty() {
             return Err(StoreError::NoSuchChild(record_id.to_owned()));
@@ -218,7 +259,12 @@ impl Store {
         Ok(revisions)
     }
 
-    pub fn start_plan(&self, actor: &str, record_id: &str, start: PlanStart) -> Result<ChildRecord, StoreError> {
+    pub fn start_plan(
+        &self,
+        actor: &str,
+        record_id: &str,
+        start: PlanStart,
+    ) -> Result<ChildRecord, StoreError> {
         self.change_child(actor, record_id, "plan.start", |record, today, _| {
             let plan = lifecycle::start_plan(record, start, today)?;
             record.plans.push(plan);
@@ -227,26 +273,48 @@ impl Store {
         .map(|(r, _)| r)
     }
 
-    pub fn change_plan(&self, actor: &str, record_id: &str, change: PlanChange) -> Result<(ChildRecord, bool), StoreError> {
+    pub fn change_plan(
+        &self,
+        actor: &str,
+        record_id: &str,
+        change: PlanChange,
+    ) -> Result<(ChildRecord, bool), StoreError> {
         self.change_child(actor, record_id, "plan.change", |record, _, _| {
-            let plan = record.active_plan_mut().ok_or(lifecycle::RuleError::NoActivePlan)?;
+            let plan = record
+                .active_plan_mut()
+                .ok_or(lifecycle::RuleError::NoActivePlan)?;
             *plan = lifecycle::change_plan(plan, change)?;
             Ok(())
         })
     }
 
-    pub fn record_review(&self, actor: &str, record_id: &str, held_on: NaiveDate, next: NaiveDate) -> Result<ChildRecord, StoreError> {
+    pub fn record_review(
+        &self,
+        actor: &str,
+        record_id: &str,
+        held_on: NaiveDate,
+        next: NaiveDate,
+    ) -> Result<ChildRecord, StoreError> {
         self.change_child(actor, record_id, "plan.review", |record, today, _| {
-            let plan = record.active_plan_mut().ok_or(lifecycle::RuleError::NoActivePlan)?;
+            let plan = record
+                .active_plan_mut()
+                .ok_or(lifecycle::RuleError::NoActivePlan)?;
             *plan = lifecycle::record_review(plan, held_on, next, today)?;
             Ok(())
         })
         .map(|(r, _)| r)
     }
 
-    pub fn end_plan(&self, actor: &str, record_id: &str, end: PlanEnd) -> Result<ChildRecord, StoreError> {
+    pub fn end_plan(
+        &self,
+        actor: &str,
+        record_id: &str,
+        end: PlanEnd,
+    ) -> Result<ChildRecord, StoreError> {
         self.change_child(actor, record_id, "plan.end", |record, today, _| {
-            let plan = record.active_plan().ok_or(lifecycle::RuleError::NoActivePlan)?;
+            let plan = record
+                .active_plan()
+                .ok_or(lifecycle::RuleError::NoActivePlan)?;
             let ended = lifecycle::end_plan(record, plan, end, today)?;
             if let Some(last) = record.plans.last_mut() {
                 *last = ended;
@@ -267,25 +335,33 @@ impl Store {
     ) -> Result<ChildRecord, StoreError> {
         let sha256 = hex::encode(Sha256::digest(content));
         let now = self.clock.now();
-        let (record, _) = self.change_child(actor, record_id, "plan.document", |record, _, txn| {
-            let plan = record.active_plan_mut().ok_or(lifecycle::RuleError::NoActivePlan)?;
-            plan.documents.push(PlanDocument {
-                core_group_date,
-                received_at: now,
-                sha256: sha256.clone(),
-                size: content.len() as u64,
-                file_name: file_name.to_owned(),
-            });
-            // Content-addressed, so the same bytes twice are stored once.
-            txn.open_table(DOCUMENTS)?.insert(sha256.as_str(), content)?;
-            Ok(())
-        })?;
+        let (record, _) =
+            self.change_child(actor, record_id, "plan.document", |record, _, txn| {
+                let plan = record
+                    .active_plan_mut()
+                    .ok_or(lifecycle::RuleError::NoActivePlan)?;
+                plan.documents.push(PlanDocument {
+                    core_group_date,
+                    received_at: now,
+                    sha256: sha256.clone(),
+                    size: content.len() as u64,
+                    file_name: file_name.to_owned(),
+                });
+                // Content-addressed, so the same bytes twice are stored once.
+                txn.open_table(DOCUMENTS)?
+                    .insert(sha256.as_str(), content)?;
+                Ok(())
+            })?;
         Ok(record)
     }
 
     /// Applies a batch of import rows in one transaction: each row is accepted, updated,
     /// unchanged or rejected on its own, and a rejected row writes nothing.
-    pub fn import_rows(&self, actor: &str, rows: &[ImportRow]) -> Result<Vec<ImportOutcome>, StoreError> {
+    pub fn import_rows(
+        &self,
+        actor: &str,
+        rows: &[ImportRow],
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
         let now = self.clock.now();
         let today = now.date_naive();
         let txn = self.db.begin_write()?;
@@ -303,11 +379,22 @@ impl Store {
             };
             let outcome = match existing {
                 None => {
-                    let record = new_record(&row.record_id, merged.details, merged.plans, now, actor);
-                    write_revision(&txn, &mut audit, &record, "import.create", vec!["details".into(), "plans".into()])?;
+                    let record =
+                        new_record(&row.record_id, merged.details, merged.plans, now, actor);
+                    write_revision(
+                        &txn,
+                        &mut audit,
+                        &record,
+                        "import.create",
+                        vec!["details".into(), "plans".into()],
+                    )?;
                     ImportOutcome::Accepted
                 }
-                Some(current) if current.details == merged.details && current.plans == merged.plans => ImportOutcome::Unchanged,
+                Some(current)
+                    if current.details == merged.details && current.plans == merged.plans =>
+                {
+                    ImportOutcome::Unchanged
+                }
                 Some(current) => {
                     let mut next = current.clone();
                     next.details = merged.details;

@@ -8,12 +8,19 @@ use crate::record::{ChildRecord, HistoricRelease, Organisation, Plan, ReleaseSta
 
 impl Store {
     /// Adds or replaces an organisation. Returns whether anything changed.
-    pub fn put_organisation(&self, actor: &str, org: Organisation) -> Result<(Organisation, bool), StoreError> {
+    pub fn put_organisation(
+        &self,
+        actor: &str,
+        org: Organisation,
+    ) -> Result<(Organisation, bool), StoreError> {
         let now = self.clock.now();
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(ORGANISATIONS)?;
-            let existing: Option<Organisation> = table.get(org.id.as_str())?.map(|v| decode(v.value())).transpose()?;
+            let existing: Option<Organisation> = table
+                .get(org.id.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
             if existing.as_ref() == Some(&org) {
                 drop(table);
                 txn.abort()?;
@@ -22,7 +29,11 @@ impl Store {
             table.insert(org.id.as_str(), encode(&org)?.as_slice())?;
             let mut audit = AuditBatch::new(actor, now);
             audit.push(
-                if existing.is_some() { "organisation.update" } else { "organisation.add" },
+                if existing.is_some() {
+                    "organisation.update"
+                } else {
+                    "organisation.add"
+                },
                 &org.id,
                 serde_json::to_value(&org)?,
             );
@@ -54,7 +65,10 @@ impl Store {
         let txn = self.db.begin_read()?;
         txn.open_table(ORGANISATIONS)?
             .iter()?
-            .map(|row| row.map_err(StoreError::from).and_then(|(_, v)| decode(v.value())))
+            .map(|row| {
+                row.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode(v.value()))
+            })
             .collect()
     }
 
@@ -76,7 +90,10 @@ impl Store {
         let release = {
             let mut table = txn.open_table(RELEASES)?;
             let number = table.last()?.map_or(0, |(k, _)| {
-                k.value().trim_start_matches("HR-").parse::<u64>().unwrap_or(0)
+                k.value()
+                    .trim_start_matches("HR-")
+                    .parse::<u64>()
+                    .unwrap_or(0)
             }) + 1;
             let release = HistoricRelease {
                 id: format!("HR-{number:06}"),
@@ -95,24 +112,39 @@ impl Store {
             release
         };
         let mut audit = AuditBatch::new(actor, now);
-        audit.push("historic.request", &release.id, serde_json::to_value(&release)?);
+        audit.push(
+            "historic.request",
+            &release.id,
+            serde_json::to_value(&release)?,
+        );
         audit.write(self, &txn)?;
         txn.commit()?;
         Ok(release)
     }
 
     /// The custodian approves or refuses a request; a decision is final.
-    pub fn decide_historic_release(&self, actor: &str, id: &str, approve: bool, note: &str) -> Result<HistoricRelease, StoreError> {
+    pub fn decide_historic_release(
+        &self,
+        actor: &str,
+        id: &str,
+        approve: bool,
+        note: &str,
+    ) -> Result<HistoricRelease, StoreError> {
         let now = self.clock.now();
         let txn = self.db.begin_write()?;
         let release = {
             let mut table = txn.open_table(RELEASES)?;
-            let found: Option<HistoricRelease> = table.get(id)?.map(|v| decode(v.value())).transpose()?;
+            let found: Option<HistoricRelease> =
+                table.get(id)?.map(|v| decode(v.value())).transpose()?;
             let mut release = found.ok_or_else(|| StoreError::NoSuchRelease(id.to_owned()))?;
             if release.status != ReleaseStatus::Pending {
                 return Err(StoreError::AlreadyDecided(id.to_owned()));
             }
-            release.status = if approve { ReleaseStatus::Approved } else { ReleaseStatus::Refused };
+            release.status = if approve {
+                ReleaseStatus::Approved
+            } else {
+                ReleaseStatus::Refused
+            };
             release.decided_at = Some(now);
             release.decided_by = actor.to_owned();
             release.decision_note = note.to_owned();
@@ -121,7 +153,11 @@ impl Store {
         };
         let mut audit = AuditBatch::new(actor, now);
         audit.push(
-            if approve { "historic.approve" } else { "historic.refuse" },
+            if approve {
+                "historic.approve"
+            } else {
+                "historic.refuse"
+            },
             id,
             serde_json::json!({ "record_id": release.record_id, "note": note }),
         );
@@ -134,12 +170,19 @@ impl Store {
         let txn = self.db.begin_read()?;
         txn.open_table(RELEASES)?
             .iter()?
-            .map(|row| row.map_err(StoreError::from).and_then(|(_, v)| decode(v.value())))
+            .map(|row| {
+                row.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode(v.value()))
+            })
             .collect()
     }
 
     /// The ended plans of an approved request. Each release is itself audited.
-    pub fn release_historic_plans(&self, actor: &str, id: &str) -> Result<(HistoricRelease, ChildRecord, Vec<Plan>), StoreError> {
+    pub fn release_historic_plans(
+        &self,
+        actor: &str,
+        id: &str,
+    ) -> Result<(HistoricRelease, ChildRecord, Vec<Plan>), StoreError> {
         let now = self.clock.now();
         let txn = self.db.begin_write()?;
         let release: HistoricRelease = {
@@ -156,7 +199,10 @@ impl Store {
             ReleaseStatus::Refused => Some("refused"),
         };
         if let Some(status) = status {
-            return Err(StoreError::NotApproved { id: id.to_owned(), status });
+            return Err(StoreError::NotApproved {
+                id: id.to_owned(),
+                status,
+            });
         }
         let child: ChildRecord = {
             let table = txn.open_table(CHILDREN)?;
@@ -166,7 +212,12 @@ impl Store {
                 None => return Err(StoreError::NoSuchChild(release.record_id.clone())),
             }
         };
-        let ended: Vec<Plan> = child.plans.iter().filter(|p| !p.is_active()).cloned().collect();
+        let ended: Vec<Plan> = child
+            .plans
+            .iter()
+            .filter(|p| !p.is_active())
+            .cloned()
+            .collect();
         let mut audit = AuditBatch::new(actor, now);
         audit.push(
             "historic.release",
@@ -178,4 +229,3 @@ impl Store {
         Ok((release, child, ended))
     }
 }
-

@@ -20,6 +20,7 @@ use redb::{Database, TableDefinition};
 use crate::clock::Clock;
 use crate::lifecycle::RuleError;
 
+pub use audit::AuditChain;
 pub use children::{ChildFilter, ImportOutcome};
 
 /// Current record of each child, by record id.
@@ -48,8 +49,14 @@ pub enum StoreError {
     #[error("a child with record id {0:?} is already on the register; use update to change it")]
     ChildExists(String),
     /// The change was based on an older revision than the current one.
-    #[error("record {record_id} is at revision {current}, not {expected}: reload it and apply the change again")]
-    StaleRevision { record_id: String, expected: u32, current: u32 },
+    #[error(
+        "record {record_id} is at revision {current}, not {expected}: reload it and apply the change again"
+    )]
+    StaleRevision {
+        record_id: String,
+        expected: u32,
+        current: u32,
+    },
     /// A rule of the procedures was broken.
     #[error(transparent)]
     Rule(#[from] RuleError),
@@ -63,7 +70,9 @@ pub enum StoreError {
     #[error("no historic release request with id {0:?}")]
     NoSuchRelease(String),
     /// The request has not been approved by the custodian.
-    #[error("historic release {id} is {status}: plans are released only once the custodian approves it")]
+    #[error(
+        "historic release {id} is {status}: plans are released only once the custodian approves it"
+    )]
     NotApproved { id: String, status: &'static str },
     /// The request was already decided.
     #[error("historic release {0} has already been decided")]
@@ -121,7 +130,12 @@ impl Store {
         txn.open_table(AUDIT)?;
         txn.open_table(CHECKPOINTS)?;
         txn.commit()?;
-        Ok(Store { db, key, authority: authority.to_owned(), clock })
+        Ok(Store {
+            db,
+            key,
+            authority: authority.to_owned(),
+            clock,
+        })
     }
 
     pub fn authority(&self) -> &str {

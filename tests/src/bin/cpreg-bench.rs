@@ -1,1 +1,110 @@
-fn main() {}
+//! `cpreg-bench SCENARIO --json`: cpreg's benchmarks. Each scenario runs the real parts and a
+//! baseline in the same process, and prints one JSON object with its figures and the ratio.
+//!
+//! Run with `cargo run --release -p cpreg-tests --bin cpreg-bench -- import --records 100000`.
+
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use cpreg_proto::role::Role;
+use cpreg_tests::{TestPrimary, synthetic_csv};
+use indicatif::ProgressBar;
+use redb::TableDefinition;
+
+#[derive(Debug, Parser)]
+#[command(name = "cpreg-bench")]
+struct Cli {
+    /// Print JSON (the only output; kept for the documented command line).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// CSV import over mTLS into the primary, against bare redb inserts of the same rows.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+    },
+}
+
+/// Peak resident memory of this process so far, in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Bare redb: the same rows' bytes inserted by record id in batches of the import's size.
+fn bare_redb_rows_per_second(dir: &std::path::Path, csv: &std::path::Path) -> f64 {
+    const ROWS: TableDefinition<&str, &[u8]> = TableDefinition::new("rows");
+    let text = std::fs::read_to_string(csv).expect("csv");
+    let rows: Vec<(&str, &str)> = text
+        .lines()
+        .skip(1)
+        .map(|l| (l.split(',').next().unwrap_or_default(), l))
+        .collect();
+    let db = redb::Database::create(dir.join("baseline.redb")).expect("baseline db");
+    let started = Instant::now();
+    for batch in rows.chunks(500) {
+        let txn = db.begin_write().expect("write");
+        {
+            let mut table = txn.open_table(ROWS).expect("table");
+            for (id, line) in batch {
+                table.insert(*id, line.as_bytes()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+    rows.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn import(records: usize) -> serde_json::Value {
+    let primary = TestPrimary::start().await;
+    let (csv, _) = synthetic_csv(primary.pki.path(), "bench.csv", records, 42);
+    let profile = primary.profile(Role::Custodian);
+
+    let started = Instant::now();
+    let report = cpreg::commands::import::import_file(&profile, &csv, &ProgressBar::hidden())
+        .await
+        .expect("import");
+    let first = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let again = cpreg::commands::import::import_file(&profile, &csv, &ProgressBar::hidden())
+        .await
+        .expect("re-import");
+    let second = started.elapsed().as_secs_f64();
+
+    let baseline = bare_redb_rows_per_second(primary.pki.path(), &csv);
+    let rate = records as f64 / first;
+    serde_json::json!({
+        "scenario": "import",
+        "records": records,
+        "accepted": report.accepted,
+        "rejected": report.rejected,
+        "import_seconds": first,
+        "import_rows_per_second": rate,
+        "reimport_unchanged": again.unchanged,
+        "reimport_seconds": second,
+        "reimport_rows_per_second": records as f64 / second,
+        "baseline": "bare redb inserts of the same rows, 500 per transaction, same process",
+        "baseline_rows_per_second": baseline,
+        "ratio_to_baseline": rate / baseline,
+        "peak_rss_mib": peak_rss_mib(),
+        "register_file_mib": std::fs::metadata(primary.database_path()).map(|m| m.len() as f64 / 1048576.0).ok(),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let _ = cli.json;
+    let result = match cli.scenario {
+        Scenario::Import { records } => import(records).await,
+    };
+    println!("{}", serde_json::to_string_pretty(&result).expect("json"));
+}
