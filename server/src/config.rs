@@ -76,7 +76,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/primary.toml");
         let config = Config::load(&path).expect("example loads");
         assert_eq!(config.authority, "demo-borough");
-        assert_eq!(config.signing_key_path(), Path::new("/var/lib/cpreg-primary/signing.key"));
+        assert_eq!(
+            config.signing_key_path(),
+            Path::new("/var/lib/cpreg-primary/signing.key")
+        );
     }
 
     #[test]
@@ -87,7 +90,9 @@ mod tests {
         std::fs::write(&path, "authority = \"x\"\ndata_dir = \"/tmp\"\nlisten_on = \"1\"\n[tls]\ncert=\"a\"\nkey=\"b\"\nclient_ca=\"c\"\n").expect("write");
         let err = Config::load(&path).expect_err("refused").to_string();
         assert!(err.contains("listen_on"), "{err}");
-        let err = Config::load(&dir.join("missing.toml")).expect_err("missing").to_string();
+        let err = Config::load(&dir.join("missing.toml"))
+            .expect_err("missing")
+            .to_string();
         assert!(err.contains("missing.toml"), "{err}");
     }
 }

@@ -86,6 +86,7 @@ impl EndReason {
 
 /// A name, address and telephone number: GP, health visitor, lead social worker, team manager.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Contact {
     pub name: String,
     pub address: String,
@@ -94,6 +95,7 @@ pub struct Contact {
 
 /// A parent, a person with parental responsibility, or another adult of the household.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Person {
     pub full_name: String,
     pub other_names: Vec<String>,
@@ -107,6 +109,7 @@ pub struct Person {
 
 /// Another child in the household.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HouseholdChild {
     pub full_name: String,
     pub date_of_birth: Option<NaiveDate>,
@@ -118,6 +121,7 @@ pub struct HouseholdChild {
 
 /// A professional or agency involved with the child and family.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Professional {
     pub name: String,
     pub role: String,
@@ -128,6 +132,7 @@ pub struct Professional {
 
 /// The child's school, playgroup, nursery or childminder.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct School {
     pub name: String,
     pub address: String,
@@ -147,6 +152,7 @@ pub struct Unborn {
 
 /// What the record holds about a child apart from plans (seed 004, "Information to be recorded").
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ChildDetails {
     pub given_names: String,
     pub surname: String,
