@@ -33,6 +33,7 @@ enum_field!(
 );
 enum_field!(release_status, pb::ReleaseStatus, "RELEASE_STATUS_");
 enum_field!(row_outcome, pb::RowOutcome, "ROW_OUTCOME_");
+enum_field!(manifest_kind, pb::ManifestKind, "MANIFEST_KIND_");
 
 /// The spelling of a category in JSON, CSV and on the command line.
 pub fn category_name(value: i32) -> String {

@@ -5,12 +5,14 @@
 //! - [`ident`]: identifier checks both ends share (NHS number, postcode, dates, phone numbers).
 //! - [`role`]: the roles carried in client certificates and how they are encoded.
 //! - [`json`]: how generated messages are written as JSON.
+//! - [`snapshot`]: signed snapshots and deltas: manifests, payloads, state roots, checks.
 //! - [`audit`]: the audit chain's exact bytes, hashing, checkpoints and verification.
 
 pub mod audit;
 pub mod ident;
 pub mod json;
 pub mod role;
+pub mod snapshot;
 
 /// Generated code for package `cpreg.v1`.
 pub mod pb {

@@ -5,7 +5,6 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 /// Why the signing key could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +67,7 @@ pub fn load_or_generate(path: &Path) -> Result<SigningKey, KeyError> {
     }
 }
 
-/// A short, stable name for a public key: the first 16 hex digits of its SHA-256.
+/// A short, stable name for a public key (see `cpreg_proto::snapshot::key_id`).
 pub fn key_id(key: &VerifyingKey) -> String {
-    hex::encode(&Sha256::digest(key.as_bytes())[..8])
+    cpreg_proto::snapshot::key_id(key)
 }
