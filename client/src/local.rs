@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cpreg_primary::clock::Clock;
-use cpreg_primary::config::{Config, TlsConfig};
+use cpreg_primary::config::{AuthorityContact, Config, Publishing, TlsConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -42,6 +42,12 @@ pub fn prepare_primary(dir: &Path, ca: &DevCa, listen: SocketAddr) -> Result<Con
             key: tls_dir.join("key.pem"),
             client_ca: tls_dir.join("ca.pem"),
         },
+        contact: AuthorityContact {
+            name: format!("{} Children's Services", ca.authority()),
+            office_phone: "020 7946 0000".into(),
+            edt_phone: "020 7946 0999".into(),
+        },
+        publishing: Publishing::default(),
     };
     if !config.tls.cert.exists() {
         let issued = ca.issue_server("cpreg-primary", &["localhost".into(), "127.0.0.1".into()])?;

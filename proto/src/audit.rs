@@ -101,6 +101,9 @@ pub enum ChainBreak {
     /// No checkpoint at all while entries exist.
     #[error("the audit chain has {entries} entries but no signed checkpoint")]
     NoCheckpoint { entries: u64 },
+    /// Entries after the newest signed checkpoint: appended, or their checkpoint removed.
+    #[error("audit entries from {seq} on are not covered by a signed checkpoint: appended or altered after the last one, or its checkpoint was removed")]
+    Unsigned { seq: u64 },
 }
 
 /// What a successful verification covered.
@@ -185,16 +188,19 @@ where
     }
 
     let entries = expected_seq;
-    if let Some((&last_signed, _)) = signed.last_key_value()
-        && last_signed >= entries
-    {
-        return Err(ChainBreak::Removed {
-            seq: entries,
-            why: "a signed checkpoint covers it but the chain ends before it",
-        });
-    }
-    if entries > 0 && signed.is_empty() {
-        return Err(ChainBreak::NoCheckpoint { entries });
+    // Every commit signs a checkpoint of the head, so the newest checkpoint covers the newest
+    // entry exactly: one beyond the end means entries were removed, one short of it means
+    // entries were appended (or edited and their checkpoint deleted) without the key.
+    match signed.last_key_value() {
+        Some((&last, _)) if last >= entries => {
+            return Err(ChainBreak::Removed {
+                seq: entries,
+                why: "a signed checkpoint covers it but the chain ends before it",
+            });
+        }
+        Some((&last, _)) if last + 1 < entries => return Err(ChainBreak::Unsigned { seq: last + 1 }),
+        None if entries > 0 => return Err(ChainBreak::NoCheckpoint { entries }),
+        _ => {}
     }
     Ok(ChainReport {
         entries,
@@ -278,6 +284,24 @@ mod tests {
                 victim as u64
             );
         }
+    }
+
+    #[test]
+    fn an_entry_appended_without_the_key_is_caught() {
+        let (mut entries, cps) = chain(6, &key());
+        let prev = entry_hash(&entries[5].1);
+        let forged = AuditRecord {
+            seq: 6,
+            at: "2026-11-22T04:00:00Z".into(),
+            actor: "custodian:Someone".into(),
+            action: "plan.end".into(),
+            subject: "C1".into(),
+            detail: serde_json::json!({}),
+            prev,
+        };
+        entries.push((6, forged.to_bytes()));
+        let err = verify_chain(entries, &cps, &key().verifying_key()).expect_err("unsigned");
+        assert_eq!(err, ChainBreak::Unsigned { seq: 6 });
     }
 
     #[test]

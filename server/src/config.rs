@@ -17,6 +17,39 @@ pub struct Config {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     pub tls: TlsConfig,
+    /// What every lookup answer says about the authority.
+    #[serde(default)]
+    pub contact: AuthorityContact,
+    /// How replicas are kept up to date.
+    #[serde(default)]
+    pub publishing: Publishing,
+}
+
+/// The authority's name and numbers, published to every replica.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityContact {
+    pub name: String,
+    /// Children's services office number (working hours).
+    pub office_phone: String,
+    /// The Emergency Duty Team's number (out of hours).
+    pub edt_phone: String,
+}
+
+/// Timings of snapshot publishing.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Publishing {
+    /// How often a connected replica gets a freshly signed freshness statement.
+    pub freshness_interval_seconds: u64,
+    /// How long a signed manifest stays valid; an older one is refused as frozen.
+    pub manifest_lifetime_hours: u64,
+}
+
+impl Default for Publishing {
+    fn default() -> Self {
+        Publishing { freshness_interval_seconds: 60, manifest_lifetime_hours: 7 * 24 }
+    }
 }
 
 /// The server's certificate and the CA whose client certificates it accepts.

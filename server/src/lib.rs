@@ -10,7 +10,9 @@
 //! - [`import`]: reading the case system's CSV export row by row.
 //! - [`store`]: the only code that touches redb; every change is one transaction with its
 //!   revision and audit entries.
-//! - [`service`]: the gRPC handlers; [`convert`] and [`error`] are their edge.
+//! - [`service`]: the register's gRPC handlers; [`convert`] and [`error`] are their edge.
+//! - [`projection`]: what of a record replicas may see, and for how long.
+//! - [`replication`]: pushes signed versions of the projection to subscribed replicas.
 //! - [`auth`]: the caller's role from the client certificate.
 //! - [`keys`]: the authority's Ed25519 signing key.
 //! - [`clock`]: the time, settable in tests.
@@ -25,7 +27,9 @@ pub mod error;
 pub mod import;
 pub mod keys;
 pub mod lifecycle;
+pub mod projection;
 pub mod record;
+pub mod replication;
 pub mod service;
 pub mod store;
 
@@ -33,6 +37,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use cpreg_proto::pb::register_server::RegisterServer;
+use cpreg_proto::pb::replication_server::ReplicationServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -91,6 +96,39 @@ fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeErro
     })
 }
 
+/// Publishes the authority's name and numbers, and brings time-dependent projections up to date.
+async fn publish_authority(store: &Arc<Store>, config: &Config) -> Result<(), ServeError> {
+    let info = cpreg_proto::pb::AuthorityInfo {
+        authority: config.authority.clone(),
+        name: config.contact.name.clone(),
+        office_phone: config.contact.office_phone.clone(),
+        edt_phone: config.contact.edt_phone.clone(),
+    };
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        store.publish_authority_info(&info)?;
+        store.reproject_due()
+    })
+    .await
+    .map_err(|e| ServeError::Store(store::StoreError::Invalid(e.to_string())))??;
+    Ok(())
+}
+
+/// Re-projects, once an hour, the children whose projection time alone changes (an ended plan
+/// after 365 days, an unborn child's plan 28 days after the due date).
+async fn sweep_daily(store: Arc<Store>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        ticker.tick().await;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.reproject_due()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "re-projecting due children failed"),
+            Err(e) => tracing::error!(error = %e, "re-projection task failed"),
+        }
+    }
+}
+
 /// Serves the register on `listener` until `shutdown` completes, then waits for requests in
 /// flight to finish.
 pub async fn run(
@@ -115,7 +153,11 @@ pub async fn run(
             .await
             .map_err(|e| ServeError::Store(store::StoreError::Invalid(e.to_string())))??
     };
-    let service = service::RegisterService::new(Arc::new(store));
+    let store = Arc::new(store);
+    publish_authority(&store, &config).await?;
+    let service = service::RegisterService::new(store.clone());
+    let replication = replication::ReplicationService::new(store.clone(), config.publishing.clone());
+    let sweeper = tokio::spawn(sweep_daily(store.clone()));
     tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
     Server::builder()
         .tls_config(tls)?
@@ -124,7 +166,9 @@ pub async fn run(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
+        .add_service(ReplicationServer::new(replication).max_encoding_message_size(MAX_MESSAGE_BYTES))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
+    sweeper.abort();
     Ok(())
 }

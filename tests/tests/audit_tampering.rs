@@ -118,3 +118,40 @@ async fn the_offline_audit_check_names_the_edited_entry_and_exits_non_zero() {
     assert_eq!(output.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("audit entry 3 was altered"), "{stdout}");
 }
+
+/// The checkpoints as an attacker with the file would find them.
+const CHECKPOINTS: TableDefinition<u64, (&[u8], &[u8])> = TableDefinition::new("audit_checkpoints");
+
+#[tokio::test]
+async fn editing_the_newest_entry_and_deleting_its_checkpoint_is_caught() {
+    let (pki, db) = stopped_register().await;
+    let original = String::from_utf8(entry(&db, 23)).expect("json");
+    let forged = original.replace("custodian:Test custodian", "custodian:Someone Else");
+    tamper(&db, |t| {
+        t.insert(23, forged.as_bytes()).expect("overwrite");
+    });
+    {
+        let file = redb::Database::open(&db).expect("open");
+        let txn = file.begin_write().expect("write");
+        txn.open_table(CHECKPOINTS).expect("checkpoints").remove(23).expect("remove");
+        txn.commit().expect("commit");
+    }
+    let v = verdict(pki).await;
+    assert_eq!(v.broken_at, Some(23), "{:?}", v.problem);
+    assert!(v.problem.expect("problem").contains("not covered by a signed checkpoint"));
+}
+
+#[tokio::test]
+async fn an_entry_appended_to_the_file_without_the_key_is_caught() {
+    let (pki, db) = stopped_register().await;
+    let last = entry(&db, 23);
+    let mut forged: cpreg_proto::audit::AuditRecord = serde_json::from_slice(&last).expect("record");
+    forged.seq = 24;
+    forged.action = "plan.end".into();
+    forged.prev = cpreg_proto::audit::entry_hash(&last);
+    tamper(&db, |t| {
+        t.insert(24, forged.to_bytes().as_slice()).expect("append");
+    });
+    let v = verdict(pki).await;
+    assert_eq!(v.broken_at, Some(24), "{:?}", v.problem);
+}

@@ -87,7 +87,8 @@ pub async fn check(profile: &Profile, pinned: Option<&str>) -> Result<Verdict, C
             broken_at: match broken {
                 ChainBreak::Altered { seq, .. }
                 | ChainBreak::Removed { seq, .. }
-                | ChainBreak::ForgedCheckpoint { seq } => Some(seq),
+                | ChainBreak::ForgedCheckpoint { seq }
+                | ChainBreak::Unsigned { seq } => Some(seq),
                 _ => None,
             },
             problem: Some(broken.to_string()),

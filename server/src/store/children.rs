@@ -5,8 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use sha2::{Digest, Sha256};
 
-use super::audit::AuditBatch;
-use super::{CHILDREN, DOCUMENTS, REVISIONS, Store, StoreError, decode, encode};
+use super::{CHILDREN, DOCUMENTS, REVISIONS, Recorder, Store, StoreError, decode, encode};
 use crate::import::{ImportRow, merge_row};
 use crate::lifecycle::{self, PlanChange, PlanStart};
 use crate::record::{ChildDetails, ChildRecord, PlanDocument, PlanEnd, Revision};
@@ -28,10 +27,10 @@ pub enum ImportOutcome {
     Rejected(String),
 }
 
-/// Writes a new revision of `record` (already bumped) with its audit entry.
+/// Writes a new revision of `record` (already bumped) with its audit entry and its projection.
 fn write_revision(
     txn: &WriteTransaction,
-    audit: &mut AuditBatch,
+    recorder: &mut Recorder,
     record: &ChildRecord,
     action: &str,
     changed: Vec<String>,
@@ -50,12 +49,12 @@ fn write_revision(
         (record.record_id.as_str(), record.revision),
         encode(&revision)?.as_slice(),
     )?;
-    audit.push(
+    recorder.audit.push(
         action,
         &record.record_id,
         serde_json::json!({ "revision": record.revision, "changed": changed }),
     );
-    Ok(())
+    recorder.publication.child(txn, record, crate::clock::local_date(record.updated_at))
 }
 
 fn read_child(txn: &WriteTransaction, record_id: &str) -> Result<Option<ChildRecord>, StoreError> {
@@ -130,7 +129,7 @@ impl Store {
         let current = read_child(&txn, record_id)?
             .ok_or_else(|| StoreError::NoSuchChild(record_id.to_owned()))?;
         let mut next = current.clone();
-        change(&mut next, now.date_naive(), &txn)?;
+        change(&mut next, crate::clock::local_date(now), &txn)?;
         if next.details == current.details && next.plans == current.plans {
             txn.abort()?;
             return Ok((current, false));
@@ -139,10 +138,9 @@ impl Store {
         next.revision = current.revision + 1;
         next.updated_at = now;
         next.updated_by = actor.to_owned();
-        let mut audit = AuditBatch::new(actor, now);
-        write_revision(&txn, &mut audit, &next, action, changed)?;
-        audit.write(self, &txn)?;
-        txn.commit()?;
+        let mut recorder = Recorder::new(actor, now);
+        write_revision(&txn, &mut recorder, &next, action, changed)?;
+        recorder.commit(self, txn)?;
         Ok((next, true))
     }
 
@@ -159,16 +157,15 @@ impl Store {
             return Err(StoreError::ChildExists(record_id.to_owned()));
         }
         let record = new_record(record_id, details, Vec::new(), now, actor);
-        let mut audit = AuditBatch::new(actor, now);
+        let mut recorder = Recorder::new(actor, now);
         write_revision(
             &txn,
-            &mut audit,
+            &mut recorder,
             &record,
             "child.create",
             vec!["details".into()],
         )?;
-        audit.write(self, &txn)?;
-        txn.commit()?;
+        recorder.commit(self, txn)?;
         Ok(record)
     }
 
@@ -363,9 +360,9 @@ impl Store {
         rows: &[ImportRow],
     ) -> Result<Vec<ImportOutcome>, StoreError> {
         let now = self.clock.now();
-        let today = now.date_naive();
+        let today = crate::clock::local_date(now);
         let txn = self.db.begin_write()?;
-        let mut audit = AuditBatch::new(actor, now);
+        let mut recorder = Recorder::new(actor, now);
         let mut outcomes = Vec::with_capacity(rows.len());
         // Rows of one batch may name the same child twice: read our own writes.
         for row in rows {
@@ -383,7 +380,7 @@ impl Store {
                         new_record(&row.record_id, merged.details, merged.plans, now, actor);
                     write_revision(
                         &txn,
-                        &mut audit,
+                        &mut recorder,
                         &record,
                         "import.create",
                         vec!["details".into(), "plans".into()],
@@ -403,18 +400,13 @@ impl Store {
                     next.updated_at = now;
                     next.updated_by = actor.to_owned();
                     let changed = diff(&current, &next)?;
-                    write_revision(&txn, &mut audit, &next, "import.update", changed)?;
+                    write_revision(&txn, &mut recorder, &next, "import.update", changed)?;
                     ImportOutcome::Updated
                 }
             };
             outcomes.push(outcome);
         }
-        if audit.is_empty() {
-            txn.abort()?;
-        } else {
-            audit.write(self, &txn)?;
-            txn.commit()?;
-        }
+        recorder.commit(self, txn)?;
         Ok(outcomes)
     }
 }

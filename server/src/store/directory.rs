@@ -2,8 +2,7 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::audit::AuditBatch;
-use super::{CHILDREN, ORGANISATIONS, RELEASES, Store, StoreError, decode, encode};
+use super::{CHILDREN, ORGANISATIONS, RELEASES, Recorder, Store, StoreError, decode, encode};
 use crate::record::{ChildRecord, HistoricRelease, Organisation, Plan, ReleaseStatus};
 
 impl Store {
@@ -15,31 +14,23 @@ impl Store {
     ) -> Result<(Organisation, bool), StoreError> {
         let now = self.clock.now();
         let txn = self.db.begin_write()?;
-        {
+        let existing: Option<Organisation> = {
             let mut table = txn.open_table(ORGANISATIONS)?;
-            let existing: Option<Organisation> = table
-                .get(org.id.as_str())?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            if existing.as_ref() == Some(&org) {
-                drop(table);
-                txn.abort()?;
-                return Ok((org, false));
+            let existing = table.get(org.id.as_str())?.map(|v| decode(v.value())).transpose()?;
+            if existing.as_ref() != Some(&org) {
+                table.insert(org.id.as_str(), encode(&org)?.as_slice())?;
             }
-            table.insert(org.id.as_str(), encode(&org)?.as_slice())?;
-            let mut audit = AuditBatch::new(actor, now);
-            audit.push(
-                if existing.is_some() {
-                    "organisation.update"
-                } else {
-                    "organisation.add"
-                },
-                &org.id,
-                serde_json::to_value(&org)?,
-            );
-            audit.write(self, &txn)?;
+            existing
+        };
+        if existing.as_ref() == Some(&org) {
+            txn.abort()?;
+            return Ok((org, false));
         }
-        txn.commit()?;
+        let mut recorder = Recorder::new(actor, now);
+        let action = if existing.is_some() { "organisation.update" } else { "organisation.add" };
+        recorder.audit.push(action, &org.id, serde_json::to_value(&org)?);
+        recorder.publication.organisation(&org.id, Some(&org));
+        recorder.commit(self, txn)?;
         Ok((org, true))
     }
 
@@ -54,10 +45,10 @@ impl Store {
                 None => return Err(StoreError::NoSuchOrganisation(id.to_owned())),
             }
         };
-        let mut audit = AuditBatch::new(actor, now);
-        audit.push("organisation.remove", id, serde_json::to_value(&removed)?);
-        audit.write(self, &txn)?;
-        txn.commit()?;
+        let mut recorder = Recorder::new(actor, now);
+        recorder.audit.push("organisation.remove", id, serde_json::to_value(&removed)?);
+        recorder.publication.organisation(id, None);
+        recorder.commit(self, txn)?;
         Ok(removed)
     }
 
@@ -111,14 +102,13 @@ impl Store {
             table.insert(release.id.as_str(), encode(&release)?.as_slice())?;
             release
         };
-        let mut audit = AuditBatch::new(actor, now);
-        audit.push(
+        let mut recorder = Recorder::new(actor, now);
+        recorder.audit.push(
             "historic.request",
             &release.id,
             serde_json::to_value(&release)?,
         );
-        audit.write(self, &txn)?;
-        txn.commit()?;
+        recorder.commit(self, txn)?;
         Ok(release)
     }
 
@@ -151,8 +141,8 @@ impl Store {
             table.insert(id, encode(&release)?.as_slice())?;
             release
         };
-        let mut audit = AuditBatch::new(actor, now);
-        audit.push(
+        let mut recorder = Recorder::new(actor, now);
+        recorder.audit.push(
             if approve {
                 "historic.approve"
             } else {
@@ -161,8 +151,7 @@ impl Store {
             id,
             serde_json::json!({ "record_id": release.record_id, "note": note }),
         );
-        audit.write(self, &txn)?;
-        txn.commit()?;
+        recorder.commit(self, txn)?;
         Ok(release)
     }
 
@@ -218,14 +207,13 @@ impl Store {
             .filter(|p| !p.is_active())
             .cloned()
             .collect();
-        let mut audit = AuditBatch::new(actor, now);
-        audit.push(
+        let mut recorder = Recorder::new(actor, now);
+        recorder.audit.push(
             "historic.release",
             id,
             serde_json::json!({ "record_id": child.record_id, "plans": ended.len(), "to": release.requesting_authority }),
         );
-        audit.write(self, &txn)?;
-        txn.commit()?;
+        recorder.commit(self, txn)?;
         Ok((release, child, ended))
     }
 }

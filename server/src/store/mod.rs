@@ -6,10 +6,14 @@
 //! - [`audit`]: appending to the hash chain and signing checkpoints inside a transaction.
 //! - [`children`]: children's records, revisions and plans.
 //! - [`directory`]: the organisation directory and historic-plan releases.
+//! - [`publish`]: the lookup projection, its state root and the log of published versions.
+//! - [`replicas`]: what each replica last reported.
 
 mod audit;
 mod children;
 mod directory;
+mod publish;
+mod replicas;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +26,8 @@ use crate::lifecycle::RuleError;
 
 pub use audit::AuditChain;
 pub use children::{ChildFilter, ImportOutcome};
+pub use publish::{Head, KEPT_VERSIONS, Outgoing};
+pub use replicas::ReplicaReport;
 
 /// Current record of each child, by record id.
 const CHILDREN: TableDefinition<&str, &[u8]> = TableDefinition::new("children");
@@ -110,6 +116,8 @@ pub struct Store {
     key: SigningKey,
     authority: String,
     clock: Arc<dyn Clock>,
+    /// The newest published version, for subscribers to wait on.
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -129,13 +137,13 @@ impl Store {
         txn.open_table(RELEASES)?;
         txn.open_table(AUDIT)?;
         txn.open_table(CHECKPOINTS)?;
+        Store::open_publish_tables(&txn)?;
+        txn.open_table(replicas::REPLICAS)?;
         txn.commit()?;
-        Ok(Store {
-            db,
-            key,
-            authority: authority.to_owned(),
-            clock,
-        })
+        let (published, _) = tokio::sync::watch::channel(0);
+        let store = Store { db, key, authority: authority.to_owned(), clock, published };
+        store.published.send_replace(store.head()?.version);
+        Ok(store)
     }
 
     pub fn authority(&self) -> &str {
@@ -148,6 +156,38 @@ impl Store {
 
     pub fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
+    }
+
+    /// Signs as the authority (snapshot manifests).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+}
+
+/// What a write transaction records besides its own tables: the audit entries of the change and
+/// what it changes in the published projection. [`Recorder::commit`] writes both and commits.
+pub(super) struct Recorder {
+    audit: audit::AuditBatch,
+    publication: publish::Publication,
+}
+
+impl Recorder {
+    pub(super) fn new(actor: &str, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Recorder { audit: audit::AuditBatch::new(actor, now), publication: publish::Publication::default() }
+    }
+
+    /// Writes the audit entries and the new version (if the projection changed), commits, and
+    /// wakes the subscribers. A transaction that recorded nothing is aborted: it wrote nothing.
+    pub(super) fn commit(self, store: &Store, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+        if self.audit.is_empty() {
+            txn.abort()?;
+            return Ok(());
+        }
+        self.audit.write(store, &txn)?;
+        let version = self.publication.write(&txn)?;
+        txn.commit()?;
+        store.announce(version);
+        Ok(())
     }
 }
 
