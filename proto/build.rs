@@ -3,7 +3,10 @@
 //! enum fields written as their lower-case names ("neglect", not 1).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/cpreg/v1/register.proto", "proto/cpreg/v1/replication.proto"];
+    let files = [
+        "proto/cpreg/v1/register.proto",
+        "proto/cpreg/v1/replication.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
@@ -27,8 +30,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("cpreg.v1.RowAck.outcome", "crate::json::row_outcome"),
         ("cpreg.v1.ProjectedChild.gender", "crate::json::gender"),
-        ("cpreg.v1.ProjectedChild.categories", "crate::json::categories"),
-        ("cpreg.v1.ProjectedChild.end_reason", "crate::json::end_reason"),
+        (
+            "cpreg.v1.ProjectedChild.categories",
+            "crate::json::categories",
+        ),
+        (
+            "cpreg.v1.ProjectedChild.end_reason",
+            "crate::json::end_reason",
+        ),
         ("cpreg.v1.Manifest.kind", "crate::json::manifest_kind"),
     ];
     let mut config =
@@ -48,10 +57,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .field_attribute(".cpreg.v1.KeyRotation.statement", "#[serde(skip)]")
         .field_attribute(".cpreg.v1.KeyRotation.signature", "#[serde(skip)]")
         .field_attribute(".cpreg.v1.Change.value", "#[serde(skip)]")
-        .field_attribute(".cpreg.v1.SubscribeRequest.have_state_root", "#[serde(skip)]")
-        .field_attribute(".cpreg.v1.Manifest.payload_digest", "#[serde(serialize_with = \"crate::json::hex_bytes\")]")
-        .field_attribute(".cpreg.v1.Manifest.state_root", "#[serde(serialize_with = \"crate::json::hex_bytes\")]")
-        .field_attribute(".cpreg.v1.RotationStatement.new_public_key", "#[serde(serialize_with = \"crate::json::hex_bytes\")]")
+        .field_attribute(
+            ".cpreg.v1.SubscribeRequest.have_state_root",
+            "#[serde(skip)]",
+        )
+        .field_attribute(
+            ".cpreg.v1.Manifest.payload_digest",
+            "#[serde(serialize_with = \"crate::json::hex_bytes\")]",
+        )
+        .field_attribute(
+            ".cpreg.v1.Manifest.state_root",
+            "#[serde(serialize_with = \"crate::json::hex_bytes\")]",
+        )
+        .field_attribute(
+            ".cpreg.v1.RotationStatement.new_public_key",
+            "#[serde(serialize_with = \"crate::json::hex_bytes\")]",
+        )
         .field_attribute(
             ".cpreg.v1.AuthorityReply.public_key",
             "#[serde(serialize_with = \"crate::json::hex_bytes\")]",

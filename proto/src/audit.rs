@@ -102,7 +102,9 @@ pub enum ChainBreak {
     #[error("the audit chain has {entries} entries but no signed checkpoint")]
     NoCheckpoint { entries: u64 },
     /// Entries after the newest signed checkpoint: appended, or their checkpoint removed.
-    #[error("audit entries from {seq} on are not covered by a signed checkpoint: appended or altered after the last one, or its checkpoint was removed")]
+    #[error(
+        "audit entries from {seq} on are not covered by a signed checkpoint: appended or altered after the last one, or its checkpoint was removed"
+    )]
     Unsigned { seq: u64 },
 }
 
@@ -198,7 +200,9 @@ where
                 why: "a signed checkpoint covers it but the chain ends before it",
             });
         }
-        Some((&last, _)) if last + 1 < entries => return Err(ChainBreak::Unsigned { seq: last + 1 }),
+        Some((&last, _)) if last + 1 < entries => {
+            return Err(ChainBreak::Unsigned { seq: last + 1 });
+        }
         None if entries > 0 => return Err(ChainBreak::NoCheckpoint { entries }),
         _ => {}
     }

@@ -164,11 +164,18 @@ pub fn optional_date(field: &'static str, input: &str) -> Result<Option<NaiveDat
     }
 }
 
-/// A child's date of birth: not in the future, and under 18 on `today`.
-pub fn child_date_of_birth(dob: NaiveDate, today: NaiveDate) -> Result<NaiveDate, IdentError> {
+/// A date of birth that is not in the future. A record kept after the child turned 18 (a plan
+/// still to be ended, a historic plan) is checked with this alone.
+pub fn born_by(dob: NaiveDate, today: NaiveDate) -> Result<NaiveDate, IdentError> {
     if dob > today {
         return Err(IdentError::BirthInFuture(dob));
     }
+    Ok(dob)
+}
+
+/// A new child's date of birth: not in the future, and under 18 on `today`.
+pub fn child_date_of_birth(dob: NaiveDate, today: NaiveDate) -> Result<NaiveDate, IdentError> {
+    born_by(dob, today)?;
     if age_on(dob, today) >= 18 {
         return Err(IdentError::NotAChild(dob));
     }

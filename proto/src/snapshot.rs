@@ -116,7 +116,9 @@ pub fn encode_changes<'a>(changes: impl IntoIterator<Item = &'a pb::Change>) -> 
 }
 
 /// Decodes a payload's changes one by one, refusing oversize keys and values.
-pub fn decode_changes(payload: &[u8]) -> impl Iterator<Item = Result<pb::Change, IntakeError>> + '_ {
+pub fn decode_changes(
+    payload: &[u8],
+) -> impl Iterator<Item = Result<pb::Change, IntakeError>> + '_ {
     let mut rest = payload;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -126,7 +128,9 @@ pub fn decode_changes(payload: &[u8]) -> impl Iterator<Item = Result<pb::Change,
             .map_err(|_| IntakeError::Malformed("a change in the payload does not decode"))
             .and_then(|c| {
                 if c.key.is_empty() || c.key.len() > MAX_KEY_BYTES {
-                    Err(IntakeError::Malformed("a change's key is empty or too long"))
+                    Err(IntakeError::Malformed(
+                        "a change's key is empty or too long",
+                    ))
                 } else if c.value.len() > MAX_VALUE_BYTES {
                     Err(IntakeError::Malformed("a change's value is too long"))
                 } else {
@@ -152,7 +156,12 @@ pub fn sign_manifest(manifest: &pb::Manifest, key: &SigningKey) -> pb::SignedMan
 }
 
 /// Announces `new` as the authority's key, signed by the key it replaces.
-pub fn sign_rotation(authority: &str, old: &SigningKey, new: &VerifyingKey, issued_at: i64) -> pb::KeyRotation {
+pub fn sign_rotation(
+    authority: &str,
+    old: &SigningKey,
+    new: &VerifyingKey,
+    issued_at: i64,
+) -> pb::KeyRotation {
     let statement = pb::RotationStatement {
         authority: authority.to_owned(),
         old_key_id: key_id(&old.verifying_key()),
@@ -161,15 +170,23 @@ pub fn sign_rotation(authority: &str, old: &SigningKey, new: &VerifyingKey, issu
         issued_at,
     }
     .encode_to_vec();
-    let signature = old.sign(&[ROTATION_DOMAIN, &statement].concat()).to_bytes().to_vec();
-    pb::KeyRotation { statement, signature }
+    let signature = old
+        .sign(&[ROTATION_DOMAIN, &statement].concat())
+        .to_bytes()
+        .to_vec();
+    pb::KeyRotation {
+        statement,
+        signature,
+    }
 }
 
 /// Why a snapshot, delta, freshness statement or rotation was refused. Nothing of it was kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntakeError {
-    #[error("signed by key {key_id:?}, which is not a trusted key of {authority} (not enrolled, nor chained to an enrolled key)")]
+    #[error(
+        "signed by key {key_id:?}, which is not a trusted key of {authority} (not enrolled, nor chained to an enrolled key)"
+    )]
     UntrustedKey { authority: String, key_id: String },
     #[error("the signature does not verify")]
     BadSignature,
@@ -209,7 +226,10 @@ pub struct TrustedKeys {
 
 impl TrustedKeys {
     pub fn new(authority: &str, enrolled: Vec<VerifyingKey>) -> Self {
-        TrustedKeys { authority: authority.to_owned(), keys: enrolled }
+        TrustedKeys {
+            authority: authority.to_owned(),
+            keys: enrolled,
+        }
     }
 
     pub fn authority(&self) -> &str {
@@ -225,30 +245,45 @@ impl TrustedKeys {
     }
 
     /// Follows a rotation: verifies it against a trusted key, then trusts the new key.
-    pub fn accept_rotation(&mut self, rotation: &pb::KeyRotation) -> Result<VerifyingKey, IntakeError> {
-        let signature = Signature::from_slice(&rotation.signature).map_err(|_| IntakeError::BadSignature)?;
+    pub fn accept_rotation(
+        &mut self,
+        rotation: &pb::KeyRotation,
+    ) -> Result<VerifyingKey, IntakeError> {
+        let signature =
+            Signature::from_slice(&rotation.signature).map_err(|_| IntakeError::BadSignature)?;
         let message = [ROTATION_DOMAIN, &rotation.statement].concat();
         // Verify before decoding: try each trusted key (there are few).
-        let signer = self.keys.iter().find(|k| k.verify(&message, &signature).is_ok());
+        let signer = self
+            .keys
+            .iter()
+            .find(|k| k.verify(&message, &signature).is_ok());
         let Some(signer) = signer.copied() else {
             return Err(IntakeError::BadSignature);
         };
         let statement = pb::RotationStatement::decode(rotation.statement.as_slice())
             .map_err(|_| IntakeError::Malformed("rotation statement does not decode"))?;
         if statement.authority != self.authority {
-            return Err(IntakeError::WrongAuthority { expected: self.authority.clone(), got: statement.authority });
+            return Err(IntakeError::WrongAuthority {
+                expected: self.authority.clone(),
+                got: statement.authority,
+            });
         }
         if statement.old_key_id != key_id(&signer) {
-            return Err(IntakeError::Malformed("rotation statement names another old key"));
+            return Err(IntakeError::Malformed(
+                "rotation statement names another old key",
+            ));
         }
         let bytes: [u8; 32] = statement
             .new_public_key
             .as_slice()
             .try_into()
             .map_err(|_| IntakeError::Malformed("rotation's new key is not 32 bytes"))?;
-        let new = VerifyingKey::from_bytes(&bytes).map_err(|_| IntakeError::Malformed("rotation's new key is not a valid key"))?;
+        let new = VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| IntakeError::Malformed("rotation's new key is not a valid key"))?;
         if key_id(&new) != statement.new_key_id {
-            return Err(IntakeError::Malformed("rotation's key id does not match its key"));
+            return Err(IntakeError::Malformed(
+                "rotation's key id does not match its key",
+            ));
         }
         if self.find(&statement.new_key_id).is_none() {
             self.keys.push(new);
@@ -283,55 +318,80 @@ pub fn check_manifest(
         return Err(IntakeError::Malformed("manifest is too long"));
     }
     // 2. Arbitrary data: the signature, by a trusted key, over the exact bytes, before decoding.
-    let key = keys.find(&signed.key_id).ok_or_else(|| IntakeError::UntrustedKey {
-        authority: keys.authority.clone(),
-        key_id: signed.key_id.clone(),
-    })?;
-    let signature = Signature::from_slice(&signed.signature).map_err(|_| IntakeError::BadSignature)?;
+    let key = keys
+        .find(&signed.key_id)
+        .ok_or_else(|| IntakeError::UntrustedKey {
+            authority: keys.authority.clone(),
+            key_id: signed.key_id.clone(),
+        })?;
+    let signature =
+        Signature::from_slice(&signed.signature).map_err(|_| IntakeError::BadSignature)?;
     key.verify(&[MANIFEST_DOMAIN, &signed.manifest].concat(), &signature)
         .map_err(|_| IntakeError::BadSignature)?;
     let manifest = pb::Manifest::decode(signed.manifest.as_slice())
         .map_err(|_| IntakeError::Malformed("manifest does not decode"))?;
     // 3. Wrong authority: a manifest validly signed for another register.
     if manifest.authority != keys.authority {
-        return Err(IntakeError::WrongAuthority { expected: keys.authority.clone(), got: manifest.authority });
+        return Err(IntakeError::WrongAuthority {
+            expected: keys.authority.clone(),
+            got: manifest.authority,
+        });
     }
     if manifest.key_id != signed.key_id {
-        return Err(IntakeError::Malformed("the signed key id differs from the envelope's"));
+        return Err(IntakeError::Malformed(
+            "the signed key id differs from the envelope's",
+        ));
     }
     if StateRoot::from_bytes(&manifest.state_root).is_none() {
         return Err(IntakeError::Malformed("state root is not 64 bytes"));
     }
     // 4. Freeze: an expired manifest is refused, however well signed.
     if manifest.expires_at <= now {
-        return Err(IntakeError::Expired { expires_at: manifest.expires_at, now });
+        return Err(IntakeError::Expired {
+            expires_at: manifest.expires_at,
+            now,
+        });
     }
     match pb::ManifestKind::try_from(manifest.kind) {
         Ok(pb::ManifestKind::Freshness) => {
             // 5a. A freshness statement vouches for the version held, and must be newer than the
             // last one.
             if manifest.version != held.version || manifest.state_root != held.state_root {
-                return Err(IntakeError::FreshnessForOtherVersion { held: held.version, offered: manifest.version });
+                return Err(IntakeError::FreshnessForOtherVersion {
+                    held: held.version,
+                    offered: manifest.version,
+                });
             }
             if manifest.issued_at <= held.issued_at {
                 return Err(IntakeError::FreshnessReplayed);
             }
             if manifest.payload_size != 0 {
-                return Err(IntakeError::Malformed("a freshness statement carries no payload"));
+                return Err(IntakeError::Malformed(
+                    "a freshness statement carries no payload",
+                ));
             }
         }
         Ok(kind @ (pb::ManifestKind::Full | pb::ManifestKind::Delta)) => {
             // 5b. Rollback and replay: strictly newer versions only.
             if manifest.version <= held.version {
-                return Err(IntakeError::Rollback { held: held.version, offered: manifest.version });
+                return Err(IntakeError::Rollback {
+                    held: held.version,
+                    offered: manifest.version,
+                });
             }
             // 6. Mix-and-match: a delta applies only to the version it was made from.
             if kind == pb::ManifestKind::Delta && manifest.base_version != held.version {
-                return Err(IntakeError::WrongBase { held: held.version, base: manifest.base_version });
+                return Err(IntakeError::WrongBase {
+                    held: held.version,
+                    base: manifest.base_version,
+                });
             }
             // 7. Endless data: the declared size within the limit (the stream is held to it).
             if manifest.payload_size > max_payload {
-                return Err(IntakeError::Oversize { size: manifest.payload_size, limit: max_payload });
+                return Err(IntakeError::Oversize {
+                    size: manifest.payload_size,
+                    limit: max_payload,
+                });
             }
             if manifest.payload_digest.len() != 32 {
                 return Err(IntakeError::Malformed("payload digest is not 32 bytes"));
@@ -345,7 +405,10 @@ pub fn check_manifest(
 /// 8. The payload is exactly what the manifest signed.
 pub fn check_payload(manifest: &pb::Manifest, payload: &[u8]) -> Result<(), IntakeError> {
     if payload.len() as u64 != manifest.payload_size {
-        return Err(IntakeError::SizeMismatch { expected: manifest.payload_size, got: payload.len() as u64 });
+        return Err(IntakeError::SizeMismatch {
+            expected: manifest.payload_size,
+            got: payload.len() as u64,
+        });
     }
     if payload_digest(payload) != manifest.payload_digest {
         return Err(IntakeError::DigestMismatch);
@@ -382,7 +445,13 @@ mod tests {
     }
 
     fn held(version: u64) -> TrustedState {
-        TrustedState { version, state_root: StateRoot::default().to_bytes(), entry_count: 1, issued_at: 1_000, expires_at: 10_000 }
+        TrustedState {
+            version,
+            state_root: StateRoot::default().to_bytes(),
+            entry_count: 1,
+            issued_at: 1_000,
+            expires_at: 10_000,
+        }
     }
 
     #[test]
@@ -412,13 +481,24 @@ mod tests {
     #[test]
     fn changes_round_trip_and_oversize_values_are_refused() {
         let changes = vec![
-            pb::Change { key: "child/1".into(), value: b"v".to_vec() },
-            pb::Change { key: "child/2".into(), value: Vec::new() },
+            pb::Change {
+                key: "child/1".into(),
+                value: b"v".to_vec(),
+            },
+            pb::Change {
+                key: "child/2".into(),
+                value: Vec::new(),
+            },
         ];
         let payload = encode_changes(&changes);
-        let back: Vec<_> = decode_changes(&payload).collect::<Result<_, _>>().expect("decodes");
+        let back: Vec<_> = decode_changes(&payload)
+            .collect::<Result<_, _>>()
+            .expect("decodes");
         assert_eq!(back, changes);
-        let huge = encode_changes(&[pb::Change { key: "k".into(), value: vec![0; MAX_VALUE_BYTES + 1] }]);
+        let huge = encode_changes(&[pb::Change {
+            key: "k".into(),
+            value: vec![0; MAX_VALUE_BYTES + 1],
+        }]);
         assert!(decode_changes(&huge).any(|c| c.is_err()));
         assert!(decode_changes(&payload[..payload.len() - 1]).any(|c| c.is_err()));
     }
@@ -434,28 +514,78 @@ mod tests {
     #[test]
     fn each_attack_is_named() {
         let ok = manifest(6, pb::ManifestKind::Delta, 5, b"p");
-        let check = |m: &pb::Manifest, k: &SigningKey, h: &TrustedState| check_manifest(&sign_manifest(m, k), &trusted(), h, 2_000, 100);
-        assert!(matches!(check(&ok, &key(2), &held(5)), Err(IntakeError::UntrustedKey { .. })));
-        assert_eq!(check(&ok, &key(1), &held(6)), Err(IntakeError::Rollback { held: 6, offered: 6 }));
-        assert_eq!(check(&manifest(6, pb::ManifestKind::Delta, 4, b"p"), &key(1), &held(5)), Err(IntakeError::WrongBase { held: 5, base: 4 }));
-        let expired = pb::Manifest { expires_at: 1_999, ..ok.clone() };
-        assert!(matches!(check(&expired, &key(1), &held(5)), Err(IntakeError::Expired { .. })));
-        let other = pb::Manifest { authority: "croydon".into(), ..ok.clone() };
-        assert!(matches!(check(&other, &key(1), &held(5)), Err(IntakeError::WrongAuthority { .. })));
-        let big = pb::Manifest { payload_size: 101, ..ok.clone() };
-        assert!(matches!(check(&big, &key(1), &held(5)), Err(IntakeError::Oversize { .. })));
+        let check = |m: &pb::Manifest, k: &SigningKey, h: &TrustedState| {
+            check_manifest(&sign_manifest(m, k), &trusted(), h, 2_000, 100)
+        };
+        assert!(matches!(
+            check(&ok, &key(2), &held(5)),
+            Err(IntakeError::UntrustedKey { .. })
+        ));
+        assert_eq!(
+            check(&ok, &key(1), &held(6)),
+            Err(IntakeError::Rollback {
+                held: 6,
+                offered: 6
+            })
+        );
+        assert_eq!(
+            check(
+                &manifest(6, pb::ManifestKind::Delta, 4, b"p"),
+                &key(1),
+                &held(5)
+            ),
+            Err(IntakeError::WrongBase { held: 5, base: 4 })
+        );
+        let expired = pb::Manifest {
+            expires_at: 1_999,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            check(&expired, &key(1), &held(5)),
+            Err(IntakeError::Expired { .. })
+        ));
+        let other = pb::Manifest {
+            authority: "croydon".into(),
+            ..ok.clone()
+        };
+        assert!(matches!(
+            check(&other, &key(1), &held(5)),
+            Err(IntakeError::WrongAuthority { .. })
+        ));
+        let big = pb::Manifest {
+            payload_size: 101,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            check(&big, &key(1), &held(5)),
+            Err(IntakeError::Oversize { .. })
+        ));
         let mut forged = sign_manifest(&ok, &key(1));
         forged.manifest[3] ^= 1;
-        assert_eq!(check_manifest(&forged, &trusted(), &held(5), 2_000, 100), Err(IntakeError::BadSignature));
+        assert_eq!(
+            check_manifest(&forged, &trusted(), &held(5), 2_000, 100),
+            Err(IntakeError::BadSignature)
+        );
     }
 
     #[test]
     fn freshness_extends_the_version_held_once() {
-        let fresh = pb::Manifest { payload_size: 0, payload_digest: Vec::new(), issued_at: 1_500, ..manifest(5, pb::ManifestKind::Freshness, 0, b"") };
+        let fresh = pb::Manifest {
+            payload_size: 0,
+            payload_digest: Vec::new(),
+            issued_at: 1_500,
+            ..manifest(5, pb::ManifestKind::Freshness, 0, b"")
+        };
         let signed = sign_manifest(&fresh, &key(1));
         assert!(check_manifest(&signed, &trusted(), &held(5), 2_000, 100).is_ok());
-        let after = TrustedState { issued_at: 1_500, ..held(5) };
-        assert_eq!(check_manifest(&signed, &trusted(), &after, 2_000, 100), Err(IntakeError::FreshnessReplayed));
+        let after = TrustedState {
+            issued_at: 1_500,
+            ..held(5)
+        };
+        assert_eq!(
+            check_manifest(&signed, &trusted(), &after, 2_000, 100),
+            Err(IntakeError::FreshnessReplayed)
+        );
     }
 
     #[test]
@@ -466,7 +596,10 @@ mod tests {
         let rotation = sign_rotation("lambeth", &key(1), &key(2).verifying_key(), 5);
         keys.accept_rotation(&rotation).expect("chained");
         let m = manifest(6, pb::ManifestKind::Delta, 5, b"p");
-        let m = pb::Manifest { key_id: key_id(&key(2).verifying_key()), ..m };
+        let m = pb::Manifest {
+            key_id: key_id(&key(2).verifying_key()),
+            ..m
+        };
         assert!(check_manifest(&sign_manifest(&m, &key(2)), &keys, &held(5), 2_000, 100).is_ok());
     }
 }

@@ -57,9 +57,21 @@ mod tests {
 
     #[test]
     fn just_after_midnight_in_summer_is_already_today_in_england() {
-        let at = Utc.with_ymd_and_hms(2026, 7, 1, 23, 30, 0).single().expect("time");
-        assert_eq!(local_date(at), NaiveDate::from_ymd_opt(2026, 7, 2).expect("date"));
-        let winter = Utc.with_ymd_and_hms(2026, 12, 1, 23, 30, 0).single().expect("time");
-        assert_eq!(local_date(winter), NaiveDate::from_ymd_opt(2026, 12, 1).expect("date"));
+        let at = Utc
+            .with_ymd_and_hms(2026, 7, 1, 23, 30, 0)
+            .single()
+            .expect("time");
+        assert_eq!(
+            local_date(at),
+            NaiveDate::from_ymd_opt(2026, 7, 2).expect("date")
+        );
+        let winter = Utc
+            .with_ymd_and_hms(2026, 12, 1, 23, 30, 0)
+            .single()
+            .expect("time");
+        assert_eq!(
+            local_date(winter),
+            NaiveDate::from_ymd_opt(2026, 12, 1).expect("date")
+        );
     }
 }

@@ -48,7 +48,10 @@ pub struct Publishing {
 
 impl Default for Publishing {
     fn default() -> Self {
-        Publishing { freshness_interval_seconds: 60, manifest_lifetime_hours: 7 * 24 }
+        Publishing {
+            freshness_interval_seconds: 60,
+            manifest_lifetime_hours: 7 * 24,
+        }
     }
 }
 

@@ -189,8 +189,20 @@ fn person_to(p: &Person) -> pb::Person {
     }
 }
 
+/// Whether details are for a new child (who must be under 18) or a change to a record (which
+/// may be of someone who has since turned 18, with a plan still to end or a historic plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailsFor {
+    NewChild,
+    Change,
+}
+
 /// Checks a child's details as sent by a client, on `today`.
-pub fn details_from(d: Option<&pb::ChildDetails>, today: NaiveDate) -> Result<ChildDetails> {
+pub fn details_from(
+    d: Option<&pb::ChildDetails>,
+    today: NaiveDate,
+    purpose: DetailsFor,
+) -> Result<ChildDetails> {
     let d = d.ok_or_else(|| FieldError("details are required".into()))?;
     let unborn = match &d.unborn {
         Some(u) if !u.expected_delivery_date.trim().is_empty() => Some(Unborn {
@@ -208,7 +220,10 @@ pub fn details_from(d: Option<&pb::ChildDetails>, today: NaiveDate) -> Result<Ch
         _ => None,
     };
     let date_of_birth = opt_date("date_of_birth", &d.date_of_birth)?
-        .map(|dob| ident::child_date_of_birth(dob, today))
+        .map(|dob| match purpose {
+            DetailsFor::NewChild => ident::child_date_of_birth(dob, today),
+            DetailsFor::Change => ident::born_by(dob, today),
+        })
         .transpose()?;
     match (&unborn, date_of_birth) {
         (Some(_), Some(_)) => {
@@ -471,7 +486,15 @@ pub fn plan_start_from(r: &pb::StartPlanRequest) -> Result<PlanStart> {
             .filter(|s| !s.is_empty())
             .collect(),
         next_review_date: req_date("next_review_date", &r.next_review_date)?,
-        notice_period_days: (r.notice_period_days > 0).then_some(r.notice_period_days),
+        notice_period_days: match r.notice_period_days {
+            0 => None,
+            days @ 1..=365 => Some(days),
+            days => {
+                return Err(FieldError(format!(
+                    "notice_period_days {days} must be between 1 and 365"
+                )));
+            }
+        },
     })
 }
 

@@ -89,6 +89,8 @@ pub enum FileError {
     Empty,
     #[error("the header has no record_id column; recognised columns are: {}", COLUMNS.join(", "))]
     NoRecordId,
+    #[error("the header names column {0:?} twice: send each column once")]
+    DuplicateColumn(String),
     #[error("the header line is not valid CSV: {0}")]
     BadHeader(String),
     #[error("reading the file: {0}")]
@@ -160,6 +162,8 @@ pub struct RowReader<R> {
     /// turned out to be broken.
     pushed_back: VecDeque<PhysicalLine>,
     columns: Vec<Option<usize>>,
+    /// Header names that are not recognised columns: reported, so a renamed column is noticed.
+    ignored: Vec<String>,
     width: usize,
     today: NaiveDate,
 }
@@ -177,11 +181,16 @@ impl<R: BufRead> RowReader<R> {
         let names = split_record(header)
             .map_err(|e| FileError::BadHeader(e.to_owned()))?
             .ok_or_else(|| FileError::BadHeader("unclosed quote".into()))?;
-        let position: HashMap<String, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.trim().to_ascii_lowercase(), i))
-            .collect();
+        let mut position: HashMap<String, usize> = HashMap::new();
+        let mut ignored = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let name = name.trim().to_ascii_lowercase();
+            if !COLUMNS.contains(&name.as_str()) {
+                ignored.push(name);
+            } else if position.insert(name.clone(), i).is_some() {
+                return Err(FileError::DuplicateColumn(name));
+            }
+        }
         let columns: Vec<Option<usize>> =
             COLUMNS.iter().map(|c| position.get(*c).copied()).collect();
         if columns[0].is_none() {
@@ -192,6 +201,7 @@ impl<R: BufRead> RowReader<R> {
             next_line: 2,
             pushed_back: VecDeque::new(),
             columns,
+            ignored,
             width: names.len(),
             today,
         })
@@ -211,6 +221,11 @@ impl<R: BufRead> RowReader<R> {
             buf.pop();
         }
         Ok(Some((number, String::from_utf8(buf).ok())))
+    }
+
+    /// Columns of the header that the import does not recognise, and so ignores.
+    pub fn ignored_columns(&self) -> &[String] {
+        &self.ignored
     }
 
     /// The next row, or `None` at the end of the file.
@@ -281,22 +296,27 @@ impl<R: BufRead> RowReader<R> {
             (!value.is_empty()).then_some(value)
         };
         let record_id = cell("record_id").unwrap_or_default().to_owned();
+        let rejected = |reason: String| {
+            ReadRow::Rejected(RowRejection {
+                line,
+                record_id: record_id.clone(),
+                reason,
+            })
+        };
+        if record_id.is_empty() {
+            return rejected("record_id is empty: every row needs the case system's id".into());
+        }
+        // The same rule as every other way in, so an imported record can be reached afterwards.
+        if let Err(e) = crate::convert::record_id(&record_id) {
+            return rejected(e.0);
+        }
         match parse_fields(&cell, self.today) {
-            Ok(mut row) if !record_id.is_empty() => {
+            Ok(mut row) => {
                 row.line = line;
                 row.record_id = record_id;
                 ReadRow::Row(Box::new(row))
             }
-            Ok(_) => ReadRow::Rejected(RowRejection {
-                line,
-                record_id,
-                reason: "record_id is empty: every row needs the case system's id".into(),
-            }),
-            Err(reason) => ReadRow::Rejected(RowRejection {
-                line,
-                record_id,
-                reason,
-            }),
+            Err(reason) => rejected(reason),
         }
     }
 }
@@ -325,7 +345,7 @@ fn parse_fields<'a>(
         ..ImportRow::default()
     };
     row.date_of_birth = date("date_of_birth")?
-        .map(|d| ident::child_date_of_birth(d, today))
+        .map(|d| ident::born_by(d, today))
         .transpose()
         .map_err(|e| e.to_string())?;
     row.gender = cell("gender")
@@ -462,6 +482,9 @@ pub fn merge_row(
     if details.surname.trim().is_empty() {
         return Err("surname is empty: every child needs a surname (for an unborn child, send mother_surname)".into());
     }
+    if let (None, Some(dob)) = (existing, row.date_of_birth) {
+        ident::child_date_of_birth(dob, today).map_err(|e| e.to_string())?;
+    }
     if details.date_of_birth.is_none() && details.unborn.is_none() {
         return Err("date_of_birth is empty: send it, or expected_delivery_date and the mother's details for an unborn child".into());
     }
@@ -496,8 +519,24 @@ pub fn merge_row(
         }
         match plans.last_mut().filter(|p| p.is_active()) {
             Some(active) if active.start_date == imported.start_date => {
+                if let Some(last) = active.reviews.last()
+                    && imported.next_review_date <= last.held_on
+                {
+                    return Err(format!(
+                        "the register has a review conference held on {}; the export's next review date {} is before it, so the export is older than the register",
+                        last.held_on, imported.next_review_date
+                    ));
+                }
                 active.categories = categories;
-                active.lead_social_worker = imported.lead_social_worker.clone();
+                let lsw = &imported.lead_social_worker;
+                if (
+                    active.lead_social_worker.name.as_str(),
+                    active.lead_social_worker.phone.as_str(),
+                ) != (lsw.name.as_str(), lsw.phone.as_str())
+                {
+                    // The export has no address column: a new lead social worker starts without one.
+                    active.lead_social_worker = lsw.clone();
+                }
                 active.next_review_date = imported.next_review_date;
             }
             Some(active) => {
@@ -507,6 +546,15 @@ pub fn merge_row(
                 ));
             }
             None => {
+                if let Some(previous) = plans.last().and_then(|p| p.end.as_ref())
+                    && imported.start_date < previous.end_date
+                {
+                    let overlap = lifecycle::RuleError::OverlapsPrevious {
+                        start: imported.start_date,
+                        ended: previous.end_date,
+                    };
+                    return Err(overlap.to_string());
+                }
                 lifecycle::check_child_can_have_plan(&child, imported.start_date, today)
                     .map_err(|e| e.to_string())?;
                 plans.push(Plan {

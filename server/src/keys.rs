@@ -19,6 +19,10 @@ pub enum KeyError {
     Permissions { path: PathBuf, mode: u32 },
     #[error("the signing key {path} is not 32 bytes of hex")]
     Malformed { path: PathBuf },
+    #[error(
+        "the register exists but its signing key {path} is missing: restore the key from the backup taken with the register"
+    )]
+    Missing { path: PathBuf },
     #[error("no randomness for a new key: {0}")]
     Random(String),
 }

@@ -79,6 +79,13 @@ pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Store, Serve
         path: config.data_dir.clone(),
         source,
     })?;
+    // A register without its key would sign a new audit chain that no longer verifies; a key is
+    // only ever made for a register that does not exist yet.
+    if config.database_path().exists() && !config.signing_key_path().exists() {
+        return Err(ServeError::Key(keys::KeyError::Missing {
+            path: config.signing_key_path(),
+        }));
+    }
     let key = keys::load_or_generate(&config.signing_key_path())?;
     Ok(Store::open(
         &config.database_path(),
@@ -156,7 +163,8 @@ pub async fn run(
     let store = Arc::new(store);
     publish_authority(&store, &config).await?;
     let service = service::RegisterService::new(store.clone());
-    let replication = replication::ReplicationService::new(store.clone(), config.publishing.clone());
+    let replication =
+        replication::ReplicationService::new(store.clone(), config.publishing.clone());
     let sweeper = tokio::spawn(sweep_daily(store.clone()));
     tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
     Server::builder()
@@ -166,7 +174,9 @@ pub async fn run(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(ReplicationServer::new(replication).max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(
+            ReplicationServer::new(replication).max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     sweeper.abort();

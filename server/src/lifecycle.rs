@@ -17,6 +17,8 @@ pub enum RuleError {
     AlreadyActive(NaiveDate),
     #[error("the child has no active plan")]
     NoActivePlan,
+    #[error("a new plan cannot start ({start}) before the child's previous plan ended ({ended})")]
+    OverlapsPrevious { start: NaiveDate, ended: NaiveDate },
     #[error("the plan's start date {0} is in the future: send the date of the conference decision")]
     StartInFuture(NaiveDate),
     #[error("the child is 18 or over on {0}; plans are for children under 18")]
@@ -42,7 +44,7 @@ pub enum RuleError {
     #[error("review conferences must be at most 6 months apart: {next} is later than {latest}")]
     ReviewTooLate { next: NaiveDate, latest: NaiveDate },
     #[error(
-        "the review held on {held} cannot be before the plan started ({start}) or the last review ({last})"
+        "the review held on {held} must come after the plan started ({start}) and after the last review ({last})"
     )]
     ReviewOutOfOrder {
         held: NaiveDate,
@@ -217,6 +219,14 @@ pub fn start_plan(
     if let Some(active) = child.active_plan() {
         return Err(RuleError::AlreadyActive(active.start_date));
     }
+    if let Some(previous) = child.plans.last().and_then(|p| p.end.as_ref())
+        && start.start_date < previous.end_date
+    {
+        return Err(RuleError::OverlapsPrevious {
+            start: start.start_date,
+            ended: previous.end_date,
+        });
+    }
     let categories = tidy_categories(start.categories)?;
     if start.start_date > today {
         return Err(RuleError::StartInFuture(start.start_date));
@@ -282,8 +292,17 @@ pub fn record_review(
             date: held_on,
         });
     }
+    if plan.reviews.last()
+        == Some(&Review {
+            held_on,
+            next_review_date,
+        })
+    {
+        // The same review sent again (a retry): nothing to change.
+        return Ok(plan.clone());
+    }
     let last = plan.reviews.last().map_or(plan.start_date, |r| r.held_on);
-    if held_on < plan.start_date || held_on < last {
+    if held_on <= last {
         return Err(RuleError::ReviewOutOfOrder {
             held: held_on,
             start: plan.start_date,
@@ -380,7 +399,9 @@ pub fn end_plan(
         EndReason::LetterAfterNotice => {
             let days = plan.notice_period_days.ok_or(RuleError::NoNoticeAgreed)?;
             let letter = end.letter_date.ok_or(RuleError::NoLetterDate)?;
-            let earliest = letter + chrono::Duration::days(i64::from(days));
+            let earliest = letter
+                .checked_add_days(chrono::Days::new(u64::from(days)))
+                .unwrap_or(NaiveDate::MAX);
             if end.end_date < earliest {
                 return Err(RuleError::NoticeNotServed {
                     days,

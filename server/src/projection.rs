@@ -16,7 +16,10 @@ pub const UNBORN_VISIBLE_DAYS_AFTER_DUE: i64 = 28;
 
 /// The projection of one child on `today`, and the day it must be looked at again because time
 /// alone will change it (an ended plan or a due date ageing out). `None`: not in the projection.
-pub fn child(record: &ChildRecord, today: NaiveDate) -> (Option<pb::ProjectedChild>, Option<NaiveDate>) {
+pub fn child(
+    record: &ChildRecord,
+    today: NaiveDate,
+) -> (Option<pb::ProjectedChild>, Option<NaiveDate>) {
     let Some(plan) = record.plans.last() else {
         return (None, None);
     };
@@ -32,7 +35,8 @@ pub fn child(record: &ChildRecord, today: NaiveDate) -> (Option<pb::ProjectedChi
             "ended"
         }
         (None, Some(unborn)) => {
-            let last_day = unborn.expected_delivery_date + Duration::days(UNBORN_VISIBLE_DAYS_AFTER_DUE);
+            let last_day =
+                unborn.expected_delivery_date + Duration::days(UNBORN_VISIBLE_DAYS_AFTER_DUE);
             if today > last_day {
                 return (None, None);
             }
@@ -53,20 +57,33 @@ pub fn child(record: &ChildRecord, today: NaiveDate) -> (Option<pb::ProjectedChi
         address: d.home_address.clone(),
         postcode: d.home_postcode.clone().unwrap_or_default(),
         plan_status: status.into(),
-        categories: plan.categories.iter().map(|c| convert::category_to(*c)).collect(),
+        categories: plan
+            .categories
+            .iter()
+            .map(|c| convert::category_to(*c))
+            .collect(),
         plan_start_date: plan.start_date.to_string(),
         plan_end_date: end.map(|e| e.end_date.to_string()).unwrap_or_default(),
-        end_reason: end.map(|e| convert::end_reason_to(e.reason)).unwrap_or_default(),
+        end_reason: end
+            .map(|e| convert::end_reason_to(e.reason))
+            .unwrap_or_default(),
         unborn: d.unborn.as_ref().map(|u| pb::Unborn {
             expected_delivery_date: u.expected_delivery_date.to_string(),
             mother_given_names: u.mother_given_names.clone(),
             mother_surname: u.mother_surname.clone(),
-            mother_date_of_birth: u.mother_date_of_birth.map(|x| x.to_string()).unwrap_or_default(),
+            mother_date_of_birth: u
+                .mother_date_of_birth
+                .map(|x| x.to_string())
+                .unwrap_or_default(),
             mother_nhs_number: u.mother_nhs_number.clone().unwrap_or_default(),
         }),
         lead_social_worker: plan.lead_social_worker.name.clone(),
         lead_social_worker_phone: plan.lead_social_worker.phone.clone(),
-        next_review_date: if end.is_none() { plan.next_review_date.to_string() } else { String::new() },
+        next_review_date: if end.is_none() {
+            plan.next_review_date.to_string()
+        } else {
+            String::new()
+        },
     };
     (Some(projected), recheck)
 }
@@ -85,7 +102,10 @@ pub fn authority_key() -> String {
 
 /// The directory entry as replicas see it (who verified it stays at the primary).
 pub fn organisation(org: &Organisation) -> pb::Organisation {
-    pb::Organisation { verified_by: String::new(), ..convert::organisation_to(org) }
+    pb::Organisation {
+        verified_by: String::new(),
+        ..convert::organisation_to(org)
+    }
 }
 
 #[cfg(test)]
@@ -102,14 +122,22 @@ mod tests {
                 given_names: "Amelia".into(),
                 surname: "Evans".into(),
                 date_of_birth: Some(date("2019-04-23")),
-                household_adults: vec![Person { full_name: "Dean Price".into(), offences: vec!["assault".into()], ..Default::default() }],
+                household_adults: vec![Person {
+                    full_name: "Dean Price".into(),
+                    offences: vec!["assault".into()],
+                    ..Default::default()
+                }],
                 ..Default::default()
             },
             plans: vec![Plan {
                 number: 1,
                 categories: vec![Category::Neglect],
                 start_date: date("2025-01-10"),
-                lead_social_worker: Contact { name: "Sam".into(), address: String::new(), phone: "02079460123".into() },
+                lead_social_worker: Contact {
+                    name: "Sam".into(),
+                    address: String::new(),
+                    phone: "02079460123".into(),
+                },
                 team_manager: Contact::default(),
                 core_group: vec![],
                 next_review_date: date("2025-04-10"),

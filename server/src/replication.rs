@@ -41,10 +41,18 @@ type Frames = mpsc::Sender<Result<pb::SnapshotFrame, Status>>;
 struct Gone;
 
 fn manifest_frame(signed: pb::SignedManifest) -> pb::SnapshotFrame {
-    pb::SnapshotFrame { frame: Some(pb::snapshot_frame::Frame::Manifest(signed)) }
+    pb::SnapshotFrame {
+        frame: Some(pb::snapshot_frame::Frame::Manifest(signed)),
+    }
 }
 
-fn base_manifest(store: &Store, publishing: &Publishing, version: u64, state_root: Vec<u8>, entry_count: u64) -> pb::Manifest {
+fn base_manifest(
+    store: &Store,
+    publishing: &Publishing,
+    version: u64,
+    state_root: Vec<u8>,
+    entry_count: u64,
+) -> pb::Manifest {
     let now = store.clock().now().timestamp();
     pb::Manifest {
         authority: store.authority().to_owned(),
@@ -59,42 +67,82 @@ fn base_manifest(store: &Store, publishing: &Publishing, version: u64, state_roo
 }
 
 /// Signs a version for one replica and sends it: the manifest, then the payload in chunks.
-async fn send_version(frames: &Frames, store: &Store, publishing: &Publishing, out: Outgoing) -> Result<(), Gone> {
-    let kind = if out.base_version == 0 { pb::ManifestKind::Full } else { pb::ManifestKind::Delta };
+async fn send_version(
+    frames: &Frames,
+    store: &Store,
+    publishing: &Publishing,
+    out: Outgoing,
+) -> Result<(), Gone> {
+    let kind = if out.base_version == 0 {
+        pb::ManifestKind::Full
+    } else {
+        pb::ManifestKind::Delta
+    };
     let manifest = pb::Manifest {
         kind: kind.into(),
         base_version: out.base_version,
         payload_digest: payload_digest(&out.payload),
         payload_size: out.payload.len() as u64,
-        ..base_manifest(store, publishing, out.head.version, out.head.root().to_bytes(), out.head.entry_count)
+        ..base_manifest(
+            store,
+            publishing,
+            out.head.version,
+            out.head.root().to_bytes(),
+            out.head.entry_count,
+        )
     };
     let signed = sign_manifest(&manifest, store.signing_key());
-    frames.send(Ok(manifest_frame(signed))).await.map_err(|_| Gone)?;
+    frames
+        .send(Ok(manifest_frame(signed)))
+        .await
+        .map_err(|_| Gone)?;
     for chunk in out.payload.chunks(CHUNK_BYTES) {
-        let frame = pb::SnapshotFrame { frame: Some(pb::snapshot_frame::Frame::Chunk(chunk.to_vec())) };
+        let frame = pb::SnapshotFrame {
+            frame: Some(pb::snapshot_frame::Frame::Chunk(chunk.to_vec())),
+        };
         frames.send(Ok(frame)).await.map_err(|_| Gone)?;
     }
     Ok(())
 }
 
 /// Vouches that the version a replica holds is still the newest.
-async fn send_freshness(frames: &Frames, store: &Store, publishing: &Publishing, version: u64, state_root: &[u8], entry_count: u64) -> Result<(), Gone> {
+async fn send_freshness(
+    frames: &Frames,
+    store: &Store,
+    publishing: &Publishing,
+    version: u64,
+    state_root: &[u8],
+    entry_count: u64,
+) -> Result<(), Gone> {
     let manifest = pb::Manifest {
         kind: pb::ManifestKind::Freshness.into(),
         ..base_manifest(store, publishing, version, state_root.to_vec(), entry_count)
     };
-    frames.send(Ok(manifest_frame(sign_manifest(&manifest, store.signing_key())))).await.map_err(|_| Gone)
+    frames
+        .send(Ok(manifest_frame(sign_manifest(
+            &manifest,
+            store.signing_key(),
+        ))))
+        .await
+        .map_err(|_| Gone)
 }
 
 /// Feeds one subscriber until it goes away: what it lacks now, then each new version as it
 /// commits (versions that commit while one is being sent are merged into the next delta), and a
 /// freshness statement on every tick.
-async fn feed(store: Arc<Store>, publishing: Publishing, request: pb::SubscribeRequest, frames: Frames) -> Result<(), Gone> {
+async fn feed(
+    store: Arc<Store>,
+    publishing: Publishing,
+    request: pb::SubscribeRequest,
+    frames: Frames,
+) -> Result<(), Gone> {
     let mut versions = store.subscribe_versions();
     let mut have_version = request.have_version;
     let mut have_root = request.have_state_root;
     let mut have_count = 0;
-    let mut ticker = tokio::time::interval(Duration::from_secs(publishing.freshness_interval_seconds.max(1)));
+    let mut ticker = tokio::time::interval(Duration::from_secs(
+        publishing.freshness_interval_seconds.max(1),
+    ));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut first = true;
@@ -114,12 +162,24 @@ async fn feed(store: Arc<Store>, publishing: Publishing, request: pb::SubscribeR
             }
             Ok(Ok(None)) if first && have_version > 0 => {
                 have_count = store.head().map(|h| h.entry_count).unwrap_or_default();
-                send_freshness(&frames, &store, &publishing, have_version, &have_root, have_count).await?;
+                send_freshness(
+                    &frames,
+                    &store,
+                    &publishing,
+                    have_version,
+                    &have_root,
+                    have_count,
+                )
+                .await?;
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read the published versions");
-                let _ = frames.send(Err(Status::internal("the primary cannot read its published versions"))).await;
+                let _ = frames
+                    .send(Err(Status::internal(
+                        "the primary cannot read its published versions",
+                    )))
+                    .await;
                 return Err(Gone);
             }
             Err(e) => {
@@ -148,17 +208,38 @@ async fn feed(store: Arc<Store>, publishing: Publishing, request: pb::SubscribeR
 impl Replication for ReplicationService {
     type SubscribeStream = FrameStream;
 
-    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
-        let caller = require(&request, self.store.authority(), &[Role::Replica], "Subscribe")?;
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = require(
+            &request,
+            self.store.authority(),
+            &[Role::Replica],
+            "Subscribe",
+        )?;
         let request = request.into_inner();
         tracing::info!(replica = %caller.label(), site = ?caller.site, from = request.have_version, "replica subscribed");
         let (frames, rx) = mpsc::channel(8);
-        tokio::spawn(feed(self.store.clone(), self.publishing.clone(), request, frames));
+        tokio::spawn(feed(
+            self.store.clone(),
+            self.publishing.clone(),
+            request,
+            frames,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn report_status(&self, request: Request<pb::ReplicaStatus>) -> Result<Response<pb::ReportStatusReply>, Status> {
-        let caller = require(&request, self.store.authority(), &[Role::Replica], "ReportStatus")?;
+    async fn report_status(
+        &self,
+        request: Request<pb::ReplicaStatus>,
+    ) -> Result<Response<pb::ReportStatusReply>, Status> {
+        let caller = require(
+            &request,
+            self.store.authority(),
+            &[Role::Replica],
+            "ReportStatus",
+        )?;
         let status = request.into_inner();
         let report = ReplicaReport {
             site: caller.site.clone().unwrap_or_else(|| caller.name.clone()),
@@ -176,8 +257,16 @@ impl Replication for ReplicationService {
         Ok(Response::new(pb::ReportStatusReply {}))
     }
 
-    async fn list_replicas(&self, request: Request<pb::ListReplicasRequest>) -> Result<Response<pb::ListReplicasReply>, Status> {
-        require(&request, self.store.authority(), &[Role::Custodian, Role::Auditor], "ListReplicas")?;
+    async fn list_replicas(
+        &self,
+        request: Request<pb::ListReplicasRequest>,
+    ) -> Result<Response<pb::ListReplicasReply>, Status> {
+        require(
+            &request,
+            self.store.authority(),
+            &[Role::Custodian, Role::Auditor],
+            "ListReplicas",
+        )?;
         let store = self.store.clone();
         let reports = tokio::task::spawn_blocking(move || store.replica_reports())
             .await
@@ -191,7 +280,9 @@ impl Replication for ReplicationService {
                     as_of: r.as_of,
                     stale: r.stale,
                     outbox_backlog: r.outbox_backlog,
-                    last_contact: r.last_contact.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    last_contact: r
+                        .last_contact
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     state_root: r.state_root,
                 })
                 .collect(),

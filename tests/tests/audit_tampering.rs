@@ -133,19 +133,27 @@ async fn editing_the_newest_entry_and_deleting_its_checkpoint_is_caught() {
     {
         let file = redb::Database::open(&db).expect("open");
         let txn = file.begin_write().expect("write");
-        txn.open_table(CHECKPOINTS).expect("checkpoints").remove(23).expect("remove");
+        txn.open_table(CHECKPOINTS)
+            .expect("checkpoints")
+            .remove(23)
+            .expect("remove");
         txn.commit().expect("commit");
     }
     let v = verdict(pki).await;
     assert_eq!(v.broken_at, Some(23), "{:?}", v.problem);
-    assert!(v.problem.expect("problem").contains("not covered by a signed checkpoint"));
+    assert!(
+        v.problem
+            .expect("problem")
+            .contains("not covered by a signed checkpoint")
+    );
 }
 
 #[tokio::test]
 async fn an_entry_appended_to_the_file_without_the_key_is_caught() {
     let (pki, db) = stopped_register().await;
     let last = entry(&db, 23);
-    let mut forged: cpreg_proto::audit::AuditRecord = serde_json::from_slice(&last).expect("record");
+    let mut forged: cpreg_proto::audit::AuditRecord =
+        serde_json::from_slice(&last).expect("record");
     forged.seq = 24;
     forged.action = "plan.end".into();
     forged.prev = cpreg_proto::audit::entry_hash(&last);

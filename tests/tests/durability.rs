@@ -136,3 +136,18 @@ async fn a_primary_killed_mid_import_leaves_a_consistent_register_and_the_import
     .await
     .expect("the last row is there now");
 }
+
+#[tokio::test]
+async fn a_register_whose_signing_key_is_missing_refuses_to_start() {
+    let primary = TestPrimary::start().await;
+    let pki = primary.stop().await;
+    std::fs::remove_file(pki.primary_dir().join("data").join("signing.key")).expect("remove key");
+    let config = cpreg_primary::config::Config::load(&pki.primary_dir().join("primary.toml"))
+        .expect("config");
+    let err = cpreg_primary::open_store(
+        &config,
+        std::sync::Arc::new(cpreg_primary::clock::SystemClock),
+    )
+    .expect_err("refused");
+    assert!(err.to_string().contains("restore the key"), "{err}");
+}

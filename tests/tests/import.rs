@@ -195,3 +195,43 @@ async fn a_file_without_record_id_is_refused_whole_naming_the_columns() {
     .expect_err("refused");
     assert!(err.to_string().contains("record_id"), "{err}");
 }
+
+#[tokio::test]
+async fn a_record_id_the_register_could_not_reach_again_is_rejected() {
+    let primary = TestPrimary::start().await;
+    let path = primary.pki.path().join("ids.csv");
+    std::fs::write(
+        &path,
+        "record_id,surname,date_of_birth\nCS 12#x,Smith,2019-01-01\nC-12,Jones,2019-01-01\n",
+    )
+    .expect("write");
+    let report = import(&primary, &path).await;
+    assert_eq!((report.accepted, report.rejected), (1, 1));
+    assert!(
+        report.rows[0].reason.contains("record_id"),
+        "{}",
+        report.rows[0].reason
+    );
+}
+
+#[tokio::test]
+async fn a_renamed_column_is_reported_and_a_repeated_one_refuses_the_file() {
+    let primary = TestPrimary::start().await;
+    let path = primary.pki.path().join("cols.csv");
+    std::fs::write(
+        &path,
+        "record_id,surname,date_of_birth,aliases\nA1,Smith,2019-01-01,Smithy\n",
+    )
+    .expect("write");
+    let report = import(&primary, &path).await;
+    assert_eq!(report.ignored_columns, ["aliases"]);
+    std::fs::write(&path, "record_id,surname,surname\nA1,Smith,Smyth\n").expect("write");
+    let err = import_file(
+        &primary.profile(Role::Custodian),
+        &path,
+        &ProgressBar::hidden(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(err.to_string().contains("\"surname\" twice"), "{err}");
+}

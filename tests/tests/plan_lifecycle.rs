@@ -475,3 +475,78 @@ async fn plan_document_after_core_group_is_kept_with_its_digest() {
     assert_eq!(doc.size, 13);
     assert_eq!(doc.sha256.len(), 64);
 }
+
+#[tokio::test]
+async fn a_new_plan_cannot_start_before_the_previous_one_ended() {
+    let primary = TestPrimary::start().await;
+    child_with_plan(&primary, "C114").await;
+    let mut c = primary.client(Role::Custodian).await;
+    c.end_plan(pb::EndPlanRequest {
+        record_id: "C114".into(),
+        end: Some(end(EndReason::NoLongerAtRisk, &day(-2))),
+    })
+    .await
+    .expect("ended");
+    let err = c
+        .start_plan(plan_start("C114", -5, 30, &[Category::Physical]))
+        .await
+        .expect_err("overlaps");
+    assert!(
+        err.message()
+            .contains("before the child's previous plan ended"),
+        "{}",
+        err.message()
+    );
+    c.start_plan(plan_start("C114", -1, 30, &[Category::Physical]))
+        .await
+        .expect("second plan");
+}
+
+#[tokio::test]
+async fn the_same_review_sent_twice_is_recorded_once() {
+    let primary = TestPrimary::start().await;
+    child_with_plan(&primary, "C115").await;
+    let mut c = primary.client(Role::Custodian).await;
+    let review = pb::RecordReviewRequest {
+        record_id: "C115".into(),
+        held_on: day(0),
+        next_review_date: day(150),
+    };
+    assert!(
+        c.record_review(review.clone())
+            .await
+            .expect("first")
+            .into_inner()
+            .changed
+    );
+    let again = c.record_review(review).await.expect("retry").into_inner();
+    assert!(!again.changed);
+    assert_eq!(again.child.expect("child").plans[0].reviews.len(), 1);
+}
+
+#[tokio::test]
+async fn a_young_person_who_turned_18_with_a_plan_open_can_still_have_details_corrected() {
+    let primary = TestPrimary::start().await;
+    let mut c = primary.client(Role::Custodian).await;
+    // Turns 18 tomorrow: added today, corrected after the birthday.
+    let dob = (cpreg_tests::today() + chrono::Duration::days(1) - chrono::Months::new(18 * 12))
+        .to_string();
+    c.create_child(pb::CreateChildRequest {
+        record_id: "C116".into(),
+        details: Some(child_details("Kai", "Reid", &dob)),
+    })
+    .await
+    .expect("child");
+    primary
+        .clock
+        .set(cpreg_tests::now() + chrono::Duration::days(3));
+    let mut details = child_details("Kai", "Reid", &dob);
+    details.home_address = "2 New Street".into();
+    c.update_child(pb::UpdateChildRequest {
+        record_id: "C116".into(),
+        details: Some(details),
+        expected_revision: 0,
+    })
+    .await
+    .expect("corrected after 18");
+}

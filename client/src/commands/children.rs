@@ -21,6 +21,10 @@ fn apply(fields: ChildFields, details: &mut pb::ChildDetails) -> Result<(), CliE
     };
     set(&mut details.given_names, fields.given);
     set(&mut details.surname, fields.surname);
+    if fields.dob.is_some() && fields.expected_delivery.is_none() {
+        // A date of birth records the birth: the child is no longer unborn.
+        details.unborn = None;
+    }
     set(&mut details.date_of_birth, fields.dob);
     set(&mut details.nhs_number, fields.nhs);
     set(&mut details.home_address, fields.address);

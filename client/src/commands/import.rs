@@ -22,6 +22,8 @@ pub struct ImportReport {
     pub updated: u64,
     pub unchanged: u64,
     pub rejected: u64,
+    /// Header columns the primary did not recognise and ignored.
+    pub ignored_columns: Vec<String>,
 }
 
 /// Streams `file` to the primary; returns the acknowledgements and totals.
@@ -36,23 +38,32 @@ pub async fn import_file(
         source,
     };
     let input = tokio::fs::File::open(file).await.map_err(io)?;
+    // A read error ends the upload early; it is kept here so the command fails afterwards
+    // instead of reporting a partial import as complete.
+    let read_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>> = Default::default();
+    let slot = read_error.clone();
     let upload = futures::stream::unfold(
         (input, vec![0u8; CHUNK_BYTES]),
-        |(mut input, mut buf)| async move {
-            loop {
-                match input.read(&mut buf).await {
-                    Ok(0) => return None,
-                    Ok(n) => {
-                        return Some((
-                            pb::ImportChunk {
-                                data: buf[..n].to_vec(),
-                            },
-                            (input, buf),
-                        ));
+        move |(mut input, mut buf)| {
+            let slot = slot.clone();
+            async move {
+                loop {
+                    match input.read(&mut buf).await {
+                        Ok(0) => return None,
+                        Ok(n) => {
+                            return Some((
+                                pb::ImportChunk {
+                                    data: buf[..n].to_vec(),
+                                },
+                                (input, buf),
+                            ));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            return None;
+                        }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    // The server sees the upload end early and acknowledges the rows it had.
-                    Err(_) => return None,
                 }
             }
         },
@@ -60,6 +71,7 @@ pub async fn import_file(
     let mut client = profile.register().await?;
     let mut acks = client.import(upload).await?.into_inner();
     let mut report = ImportReport::default();
+    let mut summarised = false;
     while let Some(event) = acks.next().await {
         match event?.event {
             Some(pb::import_event::Event::Row(row)) => {
@@ -79,11 +91,26 @@ pub async fn import_file(
                 report.updated = s.updated;
                 report.unchanged = s.unchanged;
                 report.rejected = s.rejected;
+                report.ignored_columns = s.ignored_columns;
+                summarised = true;
             }
             None => {}
         }
     }
     progress.finish_and_clear();
+    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(CliError::Io {
+            what: "reading the import file stopped part-way (the rows acknowledged are committed; send the file again)",
+            path: file.to_owned(),
+            source: e,
+        });
+    }
+    if !summarised {
+        return Err(CliError::Invalid(format!(
+            "the primary ended the import without its summary after {} rows; the rows acknowledged are committed, send the file again",
+            report.rows.len()
+        )));
+    }
     Ok(report)
 }
 
@@ -100,6 +127,12 @@ pub async fn run(profile: &Profile, file: &Path, out: Output) -> Result<(), CliE
         bar
     };
     let report = import_file(profile, file, &progress).await?;
+    if !report.ignored_columns.is_empty() {
+        eprintln!(
+            "warning: columns not recognised and ignored: {}",
+            report.ignored_columns.join(", ")
+        );
+    }
     out.emit(&report, || {
         format!(
             "{} accepted, {} updated, {} unchanged, {} rejected",

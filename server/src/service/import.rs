@@ -101,7 +101,10 @@ fn run(store: &Store, actor: &str, reader: ChunkReader, acks: &AckSender) -> Res
         store.clock().today(),
     )
     .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let mut summary = pb::ImportSummary::default();
+    let mut summary = pb::ImportSummary {
+        ignored_columns: rows.ignored_columns().to_vec(),
+        ..Default::default()
+    };
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut done = false;
     while !done {
@@ -127,7 +130,13 @@ fn run(store: &Store, actor: &str, reader: ChunkReader, acks: &AckSender) -> Res
                 ReadRow::Rejected(_) => None,
             })
             .collect();
-        let mut outcomes = store.import_rows(actor, &parsed)?.into_iter();
+        let mut outcomes = store
+            .import_rows(actor, &parsed)
+            .map_err(|e| {
+                tracing::error!(error = %e, "import batch failed");
+                Status::internal("the register could not store a batch of rows; rows acknowledged so far are committed, send the file again to finish")
+            })?
+            .into_iter();
         let mut parsed = parsed.iter();
         for item in &batch {
             let event = match item {

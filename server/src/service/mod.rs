@@ -76,7 +76,11 @@ impl Register for RegisterService {
         let actor = self.caller(&request, KEEPERS, "CreateChild")?.label();
         let req = request.into_inner();
         let id = convert::record_id(&req.record_id)?;
-        let details = convert::details_from(req.details.as_ref(), self.today())?;
+        let details = convert::details_from(
+            req.details.as_ref(),
+            self.today(),
+            convert::DetailsFor::NewChild,
+        )?;
         let record = self
             .blocking(move |s| s.create_child(&actor, &id, details))
             .await?;
@@ -90,7 +94,11 @@ impl Register for RegisterService {
         let actor = self.caller(&request, KEEPERS, "UpdateChild")?.label();
         let req = request.into_inner();
         let id = convert::record_id(&req.record_id)?;
-        let details = convert::details_from(req.details.as_ref(), self.today())?;
+        let details = convert::details_from(
+            req.details.as_ref(),
+            self.today(),
+            convert::DetailsFor::Change,
+        )?;
         let expected = (req.expected_revision > 0).then_some(req.expected_revision);
         let (record, changed) = self
             .blocking(move |s| s.update_child(&actor, &id, details, expected))
@@ -178,10 +186,10 @@ impl Register for RegisterService {
         let req = request.into_inner();
         let id = convert::record_id(&req.record_id)?;
         let (held, next) = convert::dates_from(&req.held_on, &req.next_review_date)?;
-        let record = self
+        let (record, changed) = self
             .blocking(move |s| s.record_review(&actor, &id, held, next))
             .await?;
-        Ok(child_reply(&record, true))
+        Ok(child_reply(&record, changed))
     }
 
     async fn end_plan(

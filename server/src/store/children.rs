@@ -54,7 +54,9 @@ fn write_revision(
         &record.record_id,
         serde_json::json!({ "revision": record.revision, "changed": changed }),
     );
-    recorder.publication.child(txn, record, crate::clock::local_date(record.updated_at))
+    recorder
+        .publication
+        .child(txn, record, crate::clock::local_date(record.updated_at))
 }
 
 fn read_child(txn: &WriteTransaction, record_id: &str) -> Result<Option<ChildRecord>, StoreError> {
@@ -291,7 +293,7 @@ impl Store {
         record_id: &str,
         held_on: NaiveDate,
         next: NaiveDate,
-    ) -> Result<ChildRecord, StoreError> {
+    ) -> Result<(ChildRecord, bool), StoreError> {
         self.change_child(actor, record_id, "plan.review", |record, today, _| {
             let plan = record
                 .active_plan_mut()
@@ -299,7 +301,6 @@ impl Store {
             *plan = lifecycle::record_review(plan, held_on, next, today)?;
             Ok(())
         })
-        .map(|(r, _)| r)
     }
 
     pub fn end_plan(

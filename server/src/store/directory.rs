@@ -16,7 +16,10 @@ impl Store {
         let txn = self.db.begin_write()?;
         let existing: Option<Organisation> = {
             let mut table = txn.open_table(ORGANISATIONS)?;
-            let existing = table.get(org.id.as_str())?.map(|v| decode(v.value())).transpose()?;
+            let existing = table
+                .get(org.id.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
             if existing.as_ref() != Some(&org) {
                 table.insert(org.id.as_str(), encode(&org)?.as_slice())?;
             }
@@ -27,8 +30,14 @@ impl Store {
             return Ok((org, false));
         }
         let mut recorder = Recorder::new(actor, now);
-        let action = if existing.is_some() { "organisation.update" } else { "organisation.add" };
-        recorder.audit.push(action, &org.id, serde_json::to_value(&org)?);
+        let action = if existing.is_some() {
+            "organisation.update"
+        } else {
+            "organisation.add"
+        };
+        recorder
+            .audit
+            .push(action, &org.id, serde_json::to_value(&org)?);
         recorder.publication.organisation(&org.id, Some(&org));
         recorder.commit(self, txn)?;
         Ok((org, true))
@@ -46,7 +55,9 @@ impl Store {
             }
         };
         let mut recorder = Recorder::new(actor, now);
-        recorder.audit.push("organisation.remove", id, serde_json::to_value(&removed)?);
+        recorder
+            .audit
+            .push("organisation.remove", id, serde_json::to_value(&removed)?);
         recorder.publication.organisation(id, None);
         recorder.commit(self, txn)?;
         Ok(removed)

@@ -141,7 +141,13 @@ impl Store {
         txn.open_table(replicas::REPLICAS)?;
         txn.commit()?;
         let (published, _) = tokio::sync::watch::channel(0);
-        let store = Store { db, key, authority: authority.to_owned(), clock, published };
+        let store = Store {
+            db,
+            key,
+            authority: authority.to_owned(),
+            clock,
+            published,
+        };
         store.published.send_replace(store.head()?.version);
         Ok(store)
     }
@@ -173,12 +179,19 @@ pub(super) struct Recorder {
 
 impl Recorder {
     pub(super) fn new(actor: &str, now: chrono::DateTime<chrono::Utc>) -> Self {
-        Recorder { audit: audit::AuditBatch::new(actor, now), publication: publish::Publication::default() }
+        Recorder {
+            audit: audit::AuditBatch::new(actor, now),
+            publication: publish::Publication::default(),
+        }
     }
 
     /// Writes the audit entries and the new version (if the projection changed), commits, and
     /// wakes the subscribers. A transaction that recorded nothing is aborted: it wrote nothing.
-    pub(super) fn commit(self, store: &Store, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+    pub(super) fn commit(
+        self,
+        store: &Store,
+        txn: redb::WriteTransaction,
+    ) -> Result<(), StoreError> {
         if self.audit.is_empty() {
             txn.abort()?;
             return Ok(());

@@ -12,7 +12,9 @@ use chrono::NaiveDate;
 use cpreg_proto::pb;
 use cpreg_proto::snapshot::{StateRoot, decode_changes, encode_changes};
 use prost::Message;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{CHILDREN, ORGANISATIONS, Store, StoreError, decode};
@@ -42,7 +44,10 @@ pub struct Head {
 
 impl Head {
     pub fn root(&self) -> StateRoot {
-        hex::decode(&self.state_root).ok().and_then(|b| StateRoot::from_bytes(&b)).unwrap_or_default()
+        hex::decode(&self.state_root)
+            .ok()
+            .and_then(|b| StateRoot::from_bytes(&b))
+            .unwrap_or_default()
     }
 }
 
@@ -55,17 +60,28 @@ pub(super) struct Publication {
 
 impl Publication {
     /// Stages a child's projection as of `today`.
-    pub(super) fn child(&mut self, txn: &WriteTransaction, record: &ChildRecord, today: NaiveDate) -> Result<(), StoreError> {
+    pub(super) fn child(
+        &mut self,
+        txn: &WriteTransaction,
+        record: &ChildRecord,
+        today: NaiveDate,
+    ) -> Result<(), StoreError> {
         let (projected, recheck) = projection::child(record, today);
         if let Some(day) = recheck {
-            txn.open_table(DUE)?.insert((day.to_string().as_str(), record.record_id.as_str()), ())?;
+            txn.open_table(DUE)?
+                .insert((day.to_string().as_str(), record.record_id.as_str()), ())?;
         }
-        self.changes.insert(projection::child_key(&record.record_id), projected.map(|p| p.encode_to_vec()).unwrap_or_default());
+        self.changes.insert(
+            projection::child_key(&record.record_id),
+            projected.map(|p| p.encode_to_vec()).unwrap_or_default(),
+        );
         Ok(())
     }
 
     pub(super) fn organisation(&mut self, id: &str, org: Option<&Organisation>) {
-        let value = org.map(|o| projection::organisation(o).encode_to_vec()).unwrap_or_default();
+        let value = org
+            .map(|o| projection::organisation(o).encode_to_vec())
+            .unwrap_or_default();
         self.changes.insert(projection::organisation_key(id), value);
     }
 
@@ -103,7 +119,8 @@ impl Publication {
         }
         head.version += 1;
         head.state_root = hex::encode(root.to_bytes());
-        txn.open_table(VERSION_CHANGES)?.insert(head.version, encode_changes(&effective).as_slice())?;
+        txn.open_table(VERSION_CHANGES)?
+            .insert(head.version, encode_changes(&effective).as_slice())?;
         let mut heads = txn.open_table(VERSION_HEADS)?;
         heads.insert(head.version, serde_json::to_vec(&head)?.as_slice())?;
         if head.version > KEPT_VERSIONS {
@@ -120,7 +137,10 @@ fn read_head(txn: &WriteTransaction) -> Result<Head, StoreError> {
     let last = heads.last()?;
     match last {
         Some((_, v)) => decode(v.value()),
-        None => Ok(Head { state_root: hex::encode(StateRoot::default().to_bytes()), ..Head::default() }),
+        None => Ok(Head {
+            state_root: hex::encode(StateRoot::default().to_bytes()),
+            ..Head::default()
+        }),
     }
 }
 
@@ -161,14 +181,21 @@ impl Store {
         let last = heads.last()?;
         match last {
             Some((_, v)) => decode(v.value()),
-            None => Ok(Head { state_root: hex::encode(StateRoot::default().to_bytes()), ..Head::default() }),
+            None => Ok(Head {
+                state_root: hex::encode(StateRoot::default().to_bytes()),
+                ..Head::default()
+            }),
         }
     }
 
     /// What a replica holding `have` (version and state root) needs to reach the newest version:
     /// `None` if it already has it; a delta when its version is in the log with the same root;
     /// otherwise the whole projection. Read in one transaction, so it is consistent.
-    pub fn outgoing(&self, have_version: u64, have_root: &[u8]) -> Result<Option<Outgoing>, StoreError> {
+    pub fn outgoing(
+        &self,
+        have_version: u64,
+        have_root: &[u8],
+    ) -> Result<Option<Outgoing>, StoreError> {
         let txn = self.db.begin_read()?;
         let heads = txn.open_table(VERSION_HEADS)?;
         let head: Head = match heads.last()? {
@@ -178,9 +205,13 @@ impl Store {
         let known_base = if have_version == 0 {
             None
         } else {
-            heads.get(have_version)?.map(|v| decode::<Head>(v.value())).transpose()?
+            heads
+                .get(have_version)?
+                .map(|v| decode::<Head>(v.value()))
+                .transpose()?
         };
-        let base_matches = known_base.is_some_and(|b| hex::decode(&b.state_root).ok().as_deref() == Some(have_root));
+        let base_matches = known_base
+            .is_some_and(|b| hex::decode(&b.state_root).ok().as_deref() == Some(have_root));
         if base_matches && have_version == head.version {
             return Ok(None);
         }
@@ -190,22 +221,37 @@ impl Store {
             for row in changes.range(have_version + 1..=head.version)? {
                 let (_, payload) = row?;
                 for change in decode_changes(payload.value()) {
-                    let change = change.map_err(|e| StoreError::Invalid(format!("change log: {e}")))?;
+                    let change =
+                        change.map_err(|e| StoreError::Invalid(format!("change log: {e}")))?;
                     merged.insert(change.key, change.value);
                 }
             }
-            let changes: Vec<pb::Change> = merged.into_iter().map(|(key, value)| pb::Change { key, value }).collect();
-            return Ok(Some(Outgoing { head, base_version: have_version, payload: encode_changes(&changes) }));
+            let changes: Vec<pb::Change> = merged
+                .into_iter()
+                .map(|(key, value)| pb::Change { key, value })
+                .collect();
+            return Ok(Some(Outgoing {
+                head,
+                base_version: have_version,
+                payload: encode_changes(&changes),
+            }));
         }
         let projection = txn.open_table(PROJECTION)?;
         let mut payload = Vec::with_capacity(projection.len()? as usize * 256);
         for row in projection.iter()? {
             let (k, v) = row?;
-            pb::Change { key: k.value().to_owned(), value: v.value().to_vec() }
-                .encode_length_delimited(&mut payload)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            pb::Change {
+                key: k.value().to_owned(),
+                value: v.value().to_vec(),
+            }
+            .encode_length_delimited(&mut payload)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
-        Ok(Some(Outgoing { head, base_version: 0, payload }))
+        Ok(Some(Outgoing {
+            head,
+            base_version: 0,
+            payload,
+        }))
     }
 
     /// Re-projects the children whose projection time alone has changed (an ended plan past
@@ -218,10 +264,12 @@ impl Store {
             let today = today.to_string();
             let rows = table
                 .extract_from_if(..=(today.as_str(), "\u{10ffff}"), |_, _| true)?
-                .map(|row| row.map(|(k, _)| {
-                    let (day, id) = k.value();
-                    (day.to_owned(), id.to_owned())
-                }))
+                .map(|row| {
+                    row.map(|(k, _)| {
+                        let (day, id) = k.value();
+                        (day.to_owned(), id.to_owned())
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             rows
         };
@@ -243,7 +291,10 @@ impl Store {
     }
 
     /// Publishes the authority's own numbers, if they changed.
-    pub fn publish_authority_info(&self, info: &pb::AuthorityInfo) -> Result<Option<u64>, StoreError> {
+    pub fn publish_authority_info(
+        &self,
+        info: &pb::AuthorityInfo,
+    ) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_write()?;
         let mut publication = Publication::default();
         publication.put(projection::authority_key(), info.encode_to_vec());
@@ -262,7 +313,10 @@ impl Store {
         let records: Vec<ChildRecord> = txn
             .open_table(CHILDREN)?
             .iter()?
-            .map(|row| row.map_err(StoreError::from).and_then(|(_, v)| decode(v.value())))
+            .map(|row| {
+                row.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode(v.value()))
+            })
             .collect::<Result<_, _>>()?;
         for record in &records {
             publication.child(&txn, record, today)?;
@@ -270,7 +324,10 @@ impl Store {
         let orgs: Vec<Organisation> = txn
             .open_table(ORGANISATIONS)?
             .iter()?
-            .map(|row| row.map_err(StoreError::from).and_then(|(_, v)| decode(v.value())))
+            .map(|row| {
+                row.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode(v.value()))
+            })
             .collect::<Result<_, _>>()?;
         for org in &orgs {
             publication.organisation(&org.id, Some(org));
@@ -286,7 +343,10 @@ impl Store {
         let txn = self.db.begin_read()?;
         txn.open_table(PROJECTION)?
             .iter()?
-            .map(|row| row.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())).map_err(StoreError::from))
+            .map(|row| {
+                row.map(|(k, v)| (k.value().to_owned(), v.value().to_vec()))
+                    .map_err(StoreError::from)
+            })
             .collect()
     }
 }

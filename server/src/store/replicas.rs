@@ -25,7 +25,8 @@ impl Store {
     /// Records a replica's report. Not audited: it changes nothing in the register.
     pub fn record_replica_report(&self, report: &ReplicaReport) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        txn.open_table(REPLICAS)?.insert(report.site.as_str(), encode(report)?.as_slice())?;
+        txn.open_table(REPLICAS)?
+            .insert(report.site.as_str(), encode(report)?.as_slice())?;
         txn.commit()?;
         Ok(())
     }
@@ -34,7 +35,10 @@ impl Store {
         let txn = self.db.begin_read()?;
         txn.open_table(REPLICAS)?
             .iter()?
-            .map(|row| row.map_err(StoreError::from).and_then(|(_, v)| decode(v.value())))
+            .map(|row| {
+                row.map_err(StoreError::from)
+                    .and_then(|(_, v)| decode(v.value()))
+            })
             .collect()
     }
 }
