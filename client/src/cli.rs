@@ -280,6 +280,8 @@ pub enum AdminCommand {
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Each replica's version, as-of time, staleness and last contact.
+    Replicas,
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +343,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin(AdminCommand::Import { file }) => {
             commands::import::run(&profile()?, &file, out).await
         }
+        Command::Admin(AdminCommand::Replicas) => commands::replicas::run(&profile()?, out).await,
         Command::Admin(AdminCommand::Audit(AuditCommand::Verify { key })) => {
             commands::audit::verify(&profile()?, key.as_deref(), out).await
         }

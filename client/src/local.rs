@@ -68,12 +68,22 @@ impl LocalPrimary {
         ca: &DevCa,
         clock: Arc<dyn Clock>,
     ) -> Result<LocalPrimary, CliError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_on(dir, ca, clock, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts a primary on `addr` (port 0 for a free one) with its state under `dir`.
+    pub async fn start_on(
+        dir: &Path,
+        ca: &DevCa,
+        clock: Arc<dyn Clock>,
+        addr: SocketAddr,
+    ) -> Result<LocalPrimary, CliError> {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(io("listener", Path::new("127.0.0.1:0")))?;
+            .map_err(io("listener", Path::new(&addr.to_string())))?;
         let addr = listener
             .local_addr()
-            .map_err(io("listener", Path::new("127.0.0.1:0")))?;
+            .map_err(io("listener", Path::new(&addr.to_string())))?;
         let config = prepare_primary(dir, ca, addr)?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(cpreg_primary::run(config.clone(), clock, listener, async {

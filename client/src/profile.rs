@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use cpreg_proto::pb::register_client::RegisterClient;
+use cpreg_proto::pb::replication_client::ReplicationClient;
 use cpreg_proto::role::Role;
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -132,5 +133,12 @@ impl Profile {
         Ok(RegisterClient::new(channel)
             .max_decoding_message_size(cpreg_primary::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(cpreg_primary::MAX_MESSAGE_BYTES))
+    }
+
+    /// The primary's replication service (what the custodian sees of the replicas).
+    pub async fn replication(&self) -> Result<ReplicationClient<Channel>, ProfileError> {
+        Ok(ReplicationClient::new(
+            self.channel(&self.file.primary).await?,
+        ))
     }
 }

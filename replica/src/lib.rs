@@ -1,6 +1,268 @@
 //! `cpreg-replica`: the read-only copy of one or more authorities' registers at an A&E, EDT or
-//! CAIT site. It takes signed snapshots from the primaries, answers call-back-verified lookups
-//! and reports every enquiry back.
+//! CAIT site. It dials each trusted authority's primary, takes its signed snapshots and deltas,
+//! proves each one before applying it, and keeps serving the last good version when cut off.
 //!
-//! Snapshot intake, lookups and the enquiry outbox are built in the issues that follow the
-//! primary register; until then this crate holds only the command line's shape.
+//! # Layout
+//! - [`Replica`]: starts one subscriber per authority over a shared store; [`run`] is what the
+//!   binary and the demo start.
+//! - [`config`]: the TOML configuration (site, data folder, trusted authorities and their keys).
+//! - [`store`]: the only code that touches redb: entries, trusted state, key rotations; each
+//!   version applied in one transaction committed only once its state root is proved.
+//! - [`intake`]: one authority's intake state machine: manifest, chunks, checks, apply.
+//! - [`subscriber`]: the mutual-TLS link to a primary, with reconnects and status reports.
+//! - [`status`]: where each copy stands: version, as-of, staleness, link.
+//! - [`clock`]: the time, settable in tests.
+//!
+//! Lookups, matching and the enquiry outbox come in later issues.
+
+pub mod clock;
+pub mod config;
+pub mod intake;
+pub mod status;
+pub mod store;
+pub mod subscriber;
+
+#[cfg(test)]
+mod test_primary;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError};
+use crate::intake::Intake;
+use crate::status::LinkState;
+use crate::store::{Store, StoreError};
+use crate::subscriber::Subscriber;
+
+pub use crate::clock::{Clock, FixedClock, SystemClock};
+pub use crate::status::{AuthorityStatus, HeldVersion};
+
+/// Why the replica could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file the configuration names could not be read.
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The data folder could not be created.
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An authority's primary address or TLS material is unusable.
+    #[error("authority {authority}: {message}")]
+    Primary { authority: String, message: String },
+    /// The database could not be opened.
+    #[error("opening the replica's database: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// One authority followed by a running replica.
+struct Followed {
+    id: String,
+    link: Arc<LinkState>,
+}
+
+/// A running replica: one subscriber task per authority, one store.
+pub struct Replica {
+    config: Config,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    followed: Vec<Followed>,
+    /// Set to `true` to stop every subscriber.
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Installs ring as the process's TLS provider; a second call is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Creates the data folder (0700 where it is created) and opens the store in it.
+pub async fn open_store(config: &Config) -> Result<Store, ReplicaError> {
+    let dir = config.data_dir.clone();
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .map_err(|source| ReplicaError::DataDir { path: dir, source })?;
+    let path = config.database_path();
+    match tokio::task::spawn_blocking(move || Store::open(&path)).await {
+        Ok(store) => Ok(store?),
+        Err(e) => Err(StoreError::Task(e.to_string()).into()),
+    }
+}
+
+impl Replica {
+    /// Checks the configuration, opens the store and starts following every authority. Returns
+    /// once the subscribers are started, not once they are connected: a replica cut off from a
+    /// primary still starts and serves what it holds.
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Replica, ReplicaError> {
+        config.validate()?;
+        install_crypto_provider();
+        let mut endpoints = Vec::new();
+        for authority in &config.authorities {
+            endpoints.push((
+                authority,
+                subscriber::endpoint(authority)?,
+                authority.enrolled_keys()?,
+            ));
+        }
+        let store = Arc::new(open_store(&config).await?);
+        let (shutdown, watcher) = watch::channel(false);
+        let mut followed = Vec::new();
+        let mut subscribers = Vec::new();
+        for (authority, endpoint, enrolled) in endpoints {
+            let link = Arc::new(LinkState::default());
+            let intake = Intake::new(
+                &authority.id,
+                enrolled,
+                store.clone(),
+                clock.clone(),
+                config.max_snapshot_bytes,
+                link.clone(),
+            )
+            .await?;
+            subscribers.push(Subscriber {
+                endpoint,
+                intake,
+                link: link.clone(),
+                clock: clock.clone(),
+                staleness_threshold: config.staleness_threshold(),
+                idle_limit: config.freshness_check_seconds.map(Duration::from_secs),
+                shutdown: watcher.clone(),
+            });
+            followed.push(Followed {
+                id: authority.id.clone(),
+                link,
+            });
+        }
+        let tasks = subscribers
+            .into_iter()
+            .map(|s| tokio::spawn(s.run()))
+            .collect();
+        tracing::info!(site = %config.site, authorities = followed.len(), "replica started");
+        Ok(Replica {
+            config,
+            store,
+            clock,
+            followed,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Where each authority's copy stands now, in configuration order.
+    pub fn status(&self) -> Vec<AuthorityStatus> {
+        let now = self.clock.now();
+        self.followed
+            .iter()
+            .map(|f| {
+                let held = self.store.trusted_state(&f.id).unwrap_or_else(|error| {
+                    tracing::warn!(authority = %f.id, %error, "cannot read the version held");
+                    Default::default()
+                });
+                f.link.status(HeldVersion::new(
+                    &f.id,
+                    &held,
+                    now,
+                    self.config.staleness_threshold(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The store, for lookups and tests.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs until `shutdown` completes, then stops.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        self.stop().await;
+    }
+
+    /// Signals every subscriber to stop and waits for them; an apply in flight finishes (or
+    /// aborts) first, so the store is left consistent and closed once the last handle is gone.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a subscriber task failed");
+            }
+        }
+        tracing::info!(site = %self.config.site, "replica stopped");
+    }
+}
+
+/// A replica dropped without [`Replica::stop`] still tells its subscribers to stop.
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Starts a replica and runs it until `shutdown` completes. For a caller that needs to know when
+/// it is up (to print "ready"), use [`Replica::start`] then [`Replica::run_until`].
+pub async fn run(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ReplicaError> {
+    Replica::start(config, clock)
+        .await?
+        .run_until(shutdown)
+        .await;
+    Ok(())
+}
+
+/// What `cpreg-replica status` shows: the versions held, read from the store on disk (alongside
+/// a running replica or not). An authority with no database yet shows as holding nothing.
+pub fn held_versions(
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<HeldVersion>, ReplicaError> {
+    let path = config.database_path();
+    let store = if path.exists() {
+        Some(Store::open_read_only(&path)?)
+    } else {
+        None
+    };
+    config
+        .authorities
+        .iter()
+        .map(|a| {
+            let held = match &store {
+                Some(store) => store.trusted_state(&a.id)?,
+                None => Default::default(),
+            };
+            Ok(HeldVersion::new(
+                &a.id,
+                &held,
+                now,
+                config.staleness_threshold(),
+            ))
+        })
+        .collect()
+}

@@ -163,7 +163,7 @@ pub async fn run(
     let store = Arc::new(store);
     publish_authority(&store, &config).await?;
     let service = service::RegisterService::new(store.clone());
-    let replication =
+    let (replication, feeds) =
         replication::ReplicationService::new(store.clone(), config.publishing.clone());
     let sweeper = tokio::spawn(sweep_daily(store.clone()));
     tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
@@ -177,8 +177,13 @@ pub async fn run(
         .add_service(
             ReplicationServer::new(replication).max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            // Long-lived subscriptions would hold the graceful shutdown open: end them first.
+            feeds.stop().await;
+        })
         .await?;
     sweeper.abort();
+    let _ = sweeper.await;
     Ok(())
 }

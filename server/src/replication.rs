@@ -26,11 +26,40 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 pub struct ReplicationService {
     store: Arc<Store>,
     publishing: Publishing,
+    /// Every subscriber's feeding task, so the primary can stop them all and close the store.
+    feeds: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Stops every subscriber's feed when the primary shuts down.
+#[derive(Debug)]
+pub struct FeedsHandle {
+    feeds: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl FeedsHandle {
+    /// Ends every feed and waits until each has let go of the store.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut feeds = std::mem::take(&mut *self.feeds.lock().unwrap_or_else(|p| p.into_inner()));
+        while feeds.join_next().await.is_some() {}
+    }
 }
 
 impl ReplicationService {
-    pub fn new(store: Arc<Store>, publishing: Publishing) -> Self {
-        ReplicationService { store, publishing }
+    pub fn new(store: Arc<Store>, publishing: Publishing) -> (Self, FeedsHandle) {
+        let feeds: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>> = Arc::default();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        (
+            ReplicationService {
+                store,
+                publishing,
+                feeds: feeds.clone(),
+                stopping,
+            },
+            FeedsHandle { feeds, stop },
+        )
     }
 }
 
@@ -135,6 +164,7 @@ async fn feed(
     publishing: Publishing,
     request: pb::SubscribeRequest,
     frames: Frames,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Gone> {
     let mut versions = store.subscribe_versions();
     let mut have_version = request.have_version;
@@ -200,6 +230,7 @@ async fn feed(
                 }
             }
             _ = frames.closed() => return Err(Gone),
+            _ = stopping.changed() => return Err(Gone),
         }
     }
 }
@@ -221,12 +252,19 @@ impl Replication for ReplicationService {
         let request = request.into_inner();
         tracing::info!(replica = %caller.label(), site = ?caller.site, from = request.have_version, "replica subscribed");
         let (frames, rx) = mpsc::channel(8);
-        tokio::spawn(feed(
+        let feed = feed(
             self.store.clone(),
             self.publishing.clone(),
             request,
             frames,
-        ));
+            self.stopping.clone(),
+        );
+        self.feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .spawn(async move {
+                let _ = feed.await;
+            });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

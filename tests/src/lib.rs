@@ -2,6 +2,8 @@
 //! started for real (in this process on port 0, or as a separate process that can be killed),
 //! and profiles for every role, all under one temporary folder.
 
+pub mod replica;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -110,6 +112,23 @@ impl TestPrimary {
         this
     }
 
+    /// Restarts a primary over an existing folder on a given address (replicas dial it there).
+    pub async fn restart_on(pki: TestPki, addr: std::net::SocketAddr) -> TestPrimary {
+        let clock = Arc::new(FixedClock::new(now()));
+        let primary = LocalPrimary::start_on(&pki.primary_dir(), &pki.ca, clock.clone(), addr)
+            .await
+            .expect("primary restarts");
+        let url = primary.url.clone();
+        let this = TestPrimary {
+            pki,
+            primary: Some(primary),
+            clock,
+            url,
+        };
+        this.wait_ready().await;
+        this
+    }
+
     async fn wait_ready(&self) {
         let profile = self.profile(Role::Custodian);
         for _ in 0..200 {
@@ -142,6 +161,17 @@ impl TestPrimary {
 
     pub fn database_path(&self) -> PathBuf {
         self.pki.primary_dir().join("data").join("register.redb")
+    }
+
+    /// The newest published version, its state root (hex) and entry count.
+    pub async fn head(&self) -> (u64, String, u64) {
+        let mut c = self.client(Role::Auditor).await;
+        let a = c
+            .get_authority(pb::GetAuthorityRequest {})
+            .await
+            .expect("authority")
+            .into_inner();
+        (a.published_version, a.state_root, a.entry_count)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod import;
 pub mod pki;
 pub mod plans;
+pub mod replicas;
 
 use crate::output::CliError;
 

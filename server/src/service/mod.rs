@@ -385,11 +385,15 @@ impl Register for RegisterService {
     ) -> Result<Response<pb::AuthorityReply>, Status> {
         self.caller(&request, &Role::ALL, "GetAuthority")?;
         let key = self.store.verifying_key();
+        let head = self.blocking(|s| s.head()).await?;
         Ok(Response::new(pb::AuthorityReply {
             authority_id: self.store.authority().to_owned(),
             name: self.store.authority().to_owned(),
             public_key: key.as_bytes().to_vec(),
             key_id: crate::keys::key_id(&key),
+            published_version: head.version,
+            state_root: head.state_root,
+            entry_count: head.entry_count,
         }))
     }
 }

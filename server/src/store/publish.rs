@@ -262,7 +262,7 @@ impl Store {
         let due: Vec<(String, String)> = {
             let mut table = txn.open_table(DUE)?;
             let today = today.to_string();
-            let rows = table
+            table
                 .extract_from_if(..=(today.as_str(), "\u{10ffff}"), |_, _| true)?
                 .map(|row| {
                     row.map(|(k, _)| {
@@ -270,8 +270,7 @@ impl Store {
                         (day.to_owned(), id.to_owned())
                     })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            rows
+                .collect::<Result<Vec<_>, _>>()?
         };
         let mut publication = Publication::default();
         for (_, record_id) in &due {

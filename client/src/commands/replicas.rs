@@ -1,0 +1,33 @@
+//! `cpreg admin replicas`: what each replica last reported to the primary.
+
+use cpreg_proto::pb;
+
+use crate::output::{CliError, Output};
+use crate::profile::Profile;
+
+pub async fn run(profile: &Profile, out: Output) -> Result<(), CliError> {
+    let reply = profile
+        .replication()
+        .await?
+        .list_replicas(pb::ListReplicasRequest {})
+        .await?
+        .into_inner();
+    out.emit(&reply, || {
+        let mut text = format!("{} replica(s)\n", reply.replicas.len());
+        for r in &reply.replicas {
+            let as_of = chrono::DateTime::from_timestamp(r.as_of, 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            text += &format!(
+                "{:<10} version {:<8} as of {}  {}  outbox {}  last contact {}\n",
+                r.site,
+                r.version,
+                as_of,
+                if r.stale { "STALE" } else { "fresh" },
+                r.outbox_backlog,
+                r.last_contact
+            );
+        }
+        text
+    })
+}

@@ -1,0 +1,277 @@
+//! The replica's configuration: one TOML file naming the site and every authority it trusts,
+//! unknown keys refused, command-line flags win.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+/// Everything a replica needs to start.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The site this replica serves ("ae", "edt", "cait"): for logs and status reports; the
+    /// primary learns it from the replica's certificate (L), not from here.
+    pub site: String,
+    /// Where the replica's redb file lives (created 0700, the file 0600).
+    pub data_dir: PathBuf,
+    /// Past this many hours since the primary last vouched for the version held, answers are
+    /// marked stale and advise confirming with the authority's EDT.
+    #[serde(default = "default_staleness_threshold_hours")]
+    pub staleness_threshold_hours: u64,
+    /// The largest payload a manifest may declare: the bound on endless data.
+    #[serde(default = "default_max_snapshot_bytes")]
+    pub max_snapshot_bytes: u64,
+    /// If set, a subscription that brings no frame at all for this many seconds is taken as a
+    /// dead link and redialled; set it above the primary's freshness interval.
+    #[serde(default)]
+    pub freshness_check_seconds: Option<u64>,
+    /// Every authority whose register this replica holds (a London A&E sees many boroughs).
+    #[serde(rename = "authority")]
+    pub authorities: Vec<AuthorityConfig>,
+}
+
+/// One trusted authority: where its primary is and which keys it signs with.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityConfig {
+    /// The authority's short id; manifests must name it.
+    pub id: String,
+    /// The primary's gRPC address, like `https://primary.example.gov.uk:7443`.
+    pub primary: String,
+    /// The name on the primary's server certificate.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// The enrolled Ed25519 public keys (64 hex digits each): the roots of trust that every
+    /// rotation must chain to.
+    pub public_keys: Vec<String>,
+    /// This replica's client certificate for the authority (OU=replica), and its CA.
+    pub tls: TlsConfig,
+}
+
+/// The replica's client identity towards one authority's primary.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Client certificate issued by the authority's CA with role `replica`.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The authority's CA, which must have issued the primary's server certificate.
+    pub ca: PathBuf,
+}
+
+fn default_staleness_threshold_hours() -> u64 {
+    24
+}
+
+fn default_max_snapshot_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_server_name() -> String {
+    "localhost".to_owned()
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this format (toml's message names an unknown key).
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The file parsed but says something unusable.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads and checks a TOML file; unknown keys are refused with the key named.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ids, URLs and keys. [`crate::Replica::start`] calls it too, so a
+    /// configuration built in code gets the same checks as one read from a file.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.site.trim().is_empty() {
+            return invalid("`site` is empty: name the site, like \"ae\"".into());
+        }
+        if self.authorities.is_empty() {
+            return invalid(
+                "no [[authority]]: a replica needs at least one authority to follow".into(),
+            );
+        }
+        if self.max_snapshot_bytes == 0 {
+            return invalid("`max_snapshot_bytes` is 0".into());
+        }
+        if self.freshness_check_seconds == Some(0) {
+            return invalid(
+                "`freshness_check_seconds` is 0: leave it out or give a number of seconds".into(),
+            );
+        }
+        let mut seen = HashSet::new();
+        for authority in &self.authorities {
+            authority.validate()?;
+            if !seen.insert(authority.id.as_str()) {
+                return invalid(format!("authority {:?} is listed twice", authority.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The replica's database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("replica.redb")
+    }
+
+    /// The staleness threshold as a duration.
+    pub fn staleness_threshold(&self) -> chrono::Duration {
+        let hours = i64::try_from(self.staleness_threshold_hours).unwrap_or(i64::MAX / 3_600_000);
+        chrono::Duration::try_hours(hours).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+impl AuthorityConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(ConfigError::Invalid(format!(
+                "authority id {:?}: use 1 to 64 letters, digits, '-' or '_'",
+                self.id
+            )));
+        }
+        if !self.primary.starts_with("https://") {
+            return Err(ConfigError::Invalid(format!(
+                "authority {}: `primary` must be an https:// address, not {:?}",
+                self.id, self.primary
+            )));
+        }
+        self.enrolled_keys().map(|_| ())
+    }
+
+    /// The enrolled keys, decoded; at least one.
+    pub fn enrolled_keys(&self) -> Result<Vec<VerifyingKey>, ConfigError> {
+        if self.public_keys.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "authority {}: `public_keys` is empty: enrol at least one of its signing keys",
+                self.id
+            )));
+        }
+        self.public_keys
+            .iter()
+            .map(|text| {
+                let bad = |why: &str| {
+                    ConfigError::Invalid(format!(
+                        "authority {}: public key {text:?} {why}: give 64 hex digits of an Ed25519 public key",
+                        self.id
+                    ))
+                };
+                let bytes: [u8; 32] = hex::decode(text.trim())
+                    .map_err(|_| bad("is not hex"))?
+                    .try_into()
+                    .map_err(|_| bad("is not 32 bytes"))?;
+                VerifyingKey::from_bytes(&bytes).map_err(|_| bad("is not a valid key"))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("replica.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    #[test]
+    fn the_example_config_loads_with_its_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("replica.example.toml");
+        let config = Config::load(&path).expect("example loads");
+        assert_eq!(config.site, "ae");
+        assert_eq!(config.staleness_threshold_hours, 24);
+        assert_eq!(config.max_snapshot_bytes, 1 << 30);
+        assert_eq!(config.authorities.len(), 2);
+        assert_eq!(config.authorities[0].server_name, "localhost");
+        assert_eq!(
+            config.authorities[0].enrolled_keys().expect("keys").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name_with_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("replica.example.toml"),
+        )
+        .expect("example");
+        let path = write(
+            dir.path(),
+            &text.replace("[authority.tls]", "[authority.tls]\nclient_ca = \"x\""),
+        );
+        let err = Config::load(&path).expect_err("refused").to_string();
+        assert!(
+            err.contains("client_ca") && err.contains("replica.toml"),
+            "{err}"
+        );
+        let err = Config::load(&dir.path().join("missing.toml"))
+            .expect_err("missing")
+            .to_string();
+        assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_key_or_address_is_refused_with_what_to_give() {
+        let dir = tempfile::tempdir().expect("dir");
+        let base = "site = \"ae\"\ndata_dir = \"/tmp/r\"\n[[authority]]\nid = \"lambeth\"\n";
+        let tls = "[authority.tls]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n";
+        let key = hex::encode([1u8; 32]);
+        let cases = [
+            (
+                format!("primary = \"http://x\"\npublic_keys = [\"{key}\"]\n"),
+                "https://",
+            ),
+            (
+                "primary = \"https://x\"\npublic_keys = [\"zz\"]\n".to_owned(),
+                "64 hex digits",
+            ),
+            (
+                "primary = \"https://x\"\npublic_keys = []\n".to_owned(),
+                "at least one",
+            ),
+        ];
+        for (middle, expected) in cases {
+            let path = write(dir.path(), &format!("{base}{middle}{tls}"));
+            let err = Config::load(&path).expect_err("refused").to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+}
