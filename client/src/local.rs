@@ -122,3 +122,58 @@ impl LocalPrimary {
         }
     }
 }
+
+/// The primary's public key (hex), read from its key file as an operator enrolling a replica
+/// would.
+pub fn primary_public_key(primary: &Config) -> Result<String, CliError> {
+    let path = primary.signing_key_path();
+    let text = std::fs::read_to_string(&path).map_err(io("signing key", &path))?;
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| CliError::Invalid(format!("{} is not 32 bytes of hex", path.display())))?;
+    Ok(hex::encode(ed25519_dalek::SigningKey::from_bytes(&bytes).verifying_key().as_bytes()))
+}
+
+/// Writes a site replica's certificate for `ca`'s authority under `dir` and returns the
+/// authority's entry in the replica's configuration.
+pub fn replica_authority(
+    dir: &Path,
+    site: &str,
+    ca: &DevCa,
+    primary_url: &str,
+    public_key: &str,
+) -> Result<cpreg_replica::config::AuthorityConfig, CliError> {
+    let tls = dir.join("tls").join(ca.authority());
+    std::fs::create_dir_all(&tls).map_err(io("folder", &tls))?;
+    let issued = ca.issue_client(cpreg_proto::role::Role::Replica, &format!("Replica {site}"), Some(site), 365)?;
+    write_issued(&issued, &tls.join("cert.pem"), &tls.join("key.pem"))?;
+    std::fs::write(tls.join("ca.pem"), ca.ca_pem()).map_err(io("CA file", &tls.join("ca.pem")))?;
+    Ok(cpreg_replica::config::AuthorityConfig {
+        id: ca.authority().to_owned(),
+        primary: primary_url.to_owned(),
+        server_name: "localhost".into(),
+        public_keys: vec![public_key.to_owned()],
+        tls: cpreg_replica::config::TlsConfig { cert: tls.join("cert.pem"), key: tls.join("key.pem"), ca: tls.join("ca.pem") },
+    })
+}
+
+/// A site replica's configuration with its state under `dir`, written to `dir/replica.toml`.
+pub fn replica_config(
+    dir: &Path,
+    site: &str,
+    authorities: Vec<cpreg_replica::config::AuthorityConfig>,
+) -> Result<cpreg_replica::config::Config, CliError> {
+    let config = cpreg_replica::config::Config {
+        site: site.to_owned(),
+        data_dir: dir.join("data"),
+        staleness_threshold_hours: 24,
+        max_snapshot_bytes: 1 << 30,
+        freshness_check_seconds: None,
+        authorities,
+    };
+    let path = dir.join("replica.toml");
+    let text = toml::to_string(&config).map_err(|e| CliError::Invalid(e.to_string()))?;
+    std::fs::write(&path, text).map_err(io("config file", &path))?;
+    Ok(config)
+}

@@ -141,6 +141,7 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
     } else {
         Some(seed(&custodian, &dir, args.records, args.seed, out).await?)
     };
+    let replicas = start_replicas(&dir, &ca, &primary).await?;
 
     let summary = serde_json::json!({
         "ready": true,
@@ -148,6 +149,10 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         "primary": primary.url,
         "profiles": PROFILES.iter().map(|(f, ..)| profiles_dir.join(f)).collect::<Vec<_>>(),
         "seeded": seeded,
+        "replicas": replicas.iter().map(|(site, r)| {
+            let status = r.status();
+            serde_json::json!({ "site": site, "authorities": status })
+        }).collect::<Vec<_>>(),
         "rate_limit_per_hour": args.rate_limit_per_hour,
     });
     out.emit(&summary, || {
@@ -155,6 +160,7 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         format!(
             "cpreg demo ready: primary {url} (authority {DEMO_AUTHORITY})\n\
              {seeded}\
+             replicas: {replica_lines}\n\
              profiles in {p}: custodian, auditor, ae-terminal, edt-duty, cait-terminal\n\n\
              Try:\n\
              \x20 cpreg --profile {p}/custodian children list --active\n\
@@ -163,10 +169,16 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
              \x20 cpreg --profile {p}/custodian orgs list\n\
              \x20 cpreg --profile {p}/custodian admin import {dir}/seed/register.csv   (again: all unchanged)\n\
              \x20 cpreg --profile {p}/auditor admin audit verify\n\
+             \x20 cpreg --profile {p}/custodian admin replicas\n\
              \x20 cpreg --profile {p}/ae-terminal children list   (refused: wrong role)\n\n\
              Ctrl-C stops the demo.",
             url = primary.url,
             dir = dir.display(),
+            replica_lines = replicas
+                .iter()
+                .map(|(site, r)| format!("{site} (version {})", r.status().first().map(|s| s.version).unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", "),
             seeded = match &seeded {
                 Some(s) => format!("register: {} children loaded, {} plans ended for the demo\n", s["children"], s["ended"]),
                 None => "register: empty (--no-seed)\n".into(),
@@ -178,7 +190,38 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
     if !out.json {
         eprintln!("stopping...");
     }
+    for (_, replica) in replicas {
+        replica.stop().await;
+    }
     primary.stop().await
+}
+
+/// The demo's replica sites.
+const SITES: [&str; 3] = ["ae", "edt", "cait"];
+
+/// Starts a replica for each site, following the primary, and waits until each holds the
+/// primary's newest version.
+async fn start_replicas(dir: &Path, ca: &DevCa, primary: &LocalPrimary) -> Result<Vec<(&'static str, cpreg_replica::Replica)>, CliError> {
+    let public_key = crate::local::primary_public_key(&primary.config)?;
+    let mut replicas = Vec::new();
+    for site in SITES {
+        let site_dir = dir.join("replicas").join(site);
+        let authority = crate::local::replica_authority(&site_dir, site, ca, &primary.url, &public_key)?;
+        let config = crate::local::replica_config(&site_dir, site, vec![authority])?;
+        let replica = cpreg_replica::Replica::start(config, Arc::new(cpreg_replica::clock::SystemClock))
+            .await
+            .map_err(|e| CliError::Invalid(format!("replica {site} did not start: {e}")))?;
+        replicas.push((site, replica));
+    }
+    let custodian = Profile::load(Some(&dir.join("profiles").join("custodian")))?;
+    let head = custodian.register().await?.get_authority(pb::GetAuthorityRequest {}).await?.into_inner().published_version;
+    for _ in 0..600 {
+        if replicas.iter().all(|(_, r)| r.status().iter().all(|s| s.version >= head)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(replicas)
 }
 
 async fn wait_until_serving(profile: &Profile, primary: &LocalPrimary) -> Result<(), CliError> {
