@@ -132,7 +132,11 @@ pub fn primary_public_key(primary: &Config) -> Result<String, CliError> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| CliError::Invalid(format!("{} is not 32 bytes of hex", path.display())))?;
-    Ok(hex::encode(ed25519_dalek::SigningKey::from_bytes(&bytes).verifying_key().as_bytes()))
+    Ok(hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&bytes)
+            .verifying_key()
+            .as_bytes(),
+    ))
 }
 
 /// Writes a site replica's certificate for `ca`'s authority under `dir` and returns the
@@ -146,7 +150,12 @@ pub fn replica_authority(
 ) -> Result<cpreg_replica::config::AuthorityConfig, CliError> {
     let tls = dir.join("tls").join(ca.authority());
     std::fs::create_dir_all(&tls).map_err(io("folder", &tls))?;
-    let issued = ca.issue_client(cpreg_proto::role::Role::Replica, &format!("Replica {site}"), Some(site), 365)?;
+    let issued = ca.issue_client(
+        cpreg_proto::role::Role::Replica,
+        &format!("Replica {site}"),
+        Some(site),
+        365,
+    )?;
     write_issued(&issued, &tls.join("cert.pem"), &tls.join("key.pem"))?;
     std::fs::write(tls.join("ca.pem"), ca.ca_pem()).map_err(io("CA file", &tls.join("ca.pem")))?;
     Ok(cpreg_replica::config::AuthorityConfig {
@@ -154,7 +163,11 @@ pub fn replica_authority(
         primary: primary_url.to_owned(),
         server_name: "localhost".into(),
         public_keys: vec![public_key.to_owned()],
-        tls: cpreg_replica::config::TlsConfig { cert: tls.join("cert.pem"), key: tls.join("key.pem"), ca: tls.join("ca.pem") },
+        tls: cpreg_replica::config::TlsConfig {
+            cert: tls.join("cert.pem"),
+            key: tls.join("key.pem"),
+            ca: tls.join("ca.pem"),
+        },
     })
 }
 

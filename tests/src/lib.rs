@@ -47,8 +47,13 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn new() -> TestPki {
+        Self::for_authority(AUTHORITY)
+    }
+
+    /// A folder and CA for another authority (a replica may trust several).
+    pub fn for_authority(authority: &str) -> TestPki {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let ca = DevCa::create(AUTHORITY).expect("CA");
+        let ca = DevCa::create(authority).expect("CA");
         ca.save(&dir.path().join("pki")).expect("save CA");
         TestPki { dir, ca }
     }

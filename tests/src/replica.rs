@@ -14,13 +14,21 @@ use crate::{AUTHORITY, TestPki};
 
 /// The primary's public key, read from its key file as an operator enrolling a replica would.
 pub fn primary_public_key(pki: &TestPki) -> String {
-    let config = cpreg_primary::config::Config::load(&pki.primary_dir().join("primary.toml")).expect("primary config");
+    let config = cpreg_primary::config::Config::load(&pki.primary_dir().join("primary.toml"))
+        .expect("primary config");
     cpreg::local::primary_public_key(&config).expect("primary's public key")
 }
 
 /// Writes the site's certificate for `pki`'s authority and returns its entry in a replica config.
 pub fn authority_entry(pki: &TestPki, site: &str, primary_url: &str) -> AuthorityConfig {
-    cpreg::local::replica_authority(&site_dir(pki, site), site, &pki.ca, primary_url, &primary_public_key(pki)).expect("replica certificate")
+    cpreg::local::replica_authority(
+        &site_dir(pki, site),
+        site,
+        &pki.ca,
+        primary_url,
+        &primary_public_key(pki),
+    )
+    .expect("replica certificate")
 }
 
 pub fn site_dir(pki: &TestPki, site: &str) -> PathBuf {
@@ -29,7 +37,8 @@ pub fn site_dir(pki: &TestPki, site: &str) -> PathBuf {
 
 /// A replica configuration for `site` trusting the given authorities.
 pub fn replica_config(pki: &TestPki, site: &str, authorities: Vec<AuthorityConfig>) -> Config {
-    let mut config = cpreg::local::replica_config(&site_dir(pki, site), site, authorities).expect("replica config");
+    let mut config = cpreg::local::replica_config(&site_dir(pki, site), site, authorities)
+        .expect("replica config");
     config.max_snapshot_bytes = 64 * 1024 * 1024;
     config
 }
@@ -49,7 +58,9 @@ impl TestReplica {
 
     pub async fn start_with(config: Config) -> TestReplica {
         let clock = Arc::new(FixedClock::new(crate::now()));
-        let replica = Replica::start(config, clock.clone()).await.expect("replica starts");
+        let replica = Replica::start(config, clock.clone())
+            .await
+            .expect("replica starts");
         TestReplica { replica, clock }
     }
 
@@ -59,7 +70,11 @@ impl TestReplica {
     }
 
     pub fn status(&self, authority: &str) -> cpreg_replica::status::AuthorityStatus {
-        self.replica.status().into_iter().find(|s| s.authority == authority).expect("authority followed")
+        self.replica
+            .status()
+            .into_iter()
+            .find(|s| s.authority == authority)
+            .expect("authority followed")
     }
 
     /// Waits until the replica holds `version` of `authority` (or newer).
@@ -70,7 +85,10 @@ impl TestReplica {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("replica never reached version {version} of {authority}: {:?}", self.status(authority));
+        panic!(
+            "replica never reached version {version} of {authority}: {:?}",
+            self.status(authority)
+        );
     }
 
     /// An entry of the projection held, decoded by the caller.

@@ -10,7 +10,11 @@ use indicatif::ProgressBar;
 use prost::Message;
 
 async fn import(primary: &TestPrimary, n: usize) {
-    let (path, _) = synthetic_csv(primary.pki.path(), "register.csv", n, 3);
+    import_seeded(primary, n, 3).await;
+}
+
+async fn import_seeded(primary: &TestPrimary, n: usize, seed: u64) {
+    let (path, _) = synthetic_csv(primary.pki.path(), "register.csv", n, seed);
     cpreg::commands::import::import_file(
         &primary.profile(Role::Custodian),
         &path,
@@ -223,4 +227,36 @@ async fn the_custodian_sees_each_replica_version_and_last_contact() {
     );
     ae.replica.stop().await;
     edt.replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_london_ae_holds_two_boroughs_side_by_side() {
+    use cpreg_tests::replica::{authority_entry, replica_config};
+    let ours = TestPrimary::start().await;
+    let theirs =
+        TestPrimary::start_with(cpreg_tests::TestPki::for_authority("neighbour-borough")).await;
+    import(&ours, 40).await;
+    import_seeded(&theirs, 60, 4).await;
+    let config = replica_config(
+        &ours.pki,
+        "ae",
+        vec![
+            authority_entry(&ours.pki, "ae", &ours.url),
+            authority_entry(&theirs.pki, "ae", &theirs.url),
+        ],
+    );
+    let replica = TestReplica::start_with(config).await;
+    let (ours_version, ours_root, _) = ours.head().await;
+    let (theirs_version, theirs_root, _) = theirs.head().await;
+    replica.wait_for(AUTHORITY, ours_version).await;
+    replica.wait_for("neighbour-borough", theirs_version).await;
+    assert_eq!(replica.status(AUTHORITY).state_root, ours_root);
+    assert_eq!(replica.status("neighbour-borough").state_root, theirs_root);
+    // The same record id in each borough is two different children, each under its authority.
+    let here = replica.entry(AUTHORITY, "child/C0000001").expect("ours");
+    let there = replica
+        .entry("neighbour-borough", "child/C0000001")
+        .expect("theirs");
+    assert_ne!(here, there);
+    replica.replica.stop().await;
 }

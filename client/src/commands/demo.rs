@@ -201,22 +201,37 @@ const SITES: [&str; 3] = ["ae", "edt", "cait"];
 
 /// Starts a replica for each site, following the primary, and waits until each holds the
 /// primary's newest version.
-async fn start_replicas(dir: &Path, ca: &DevCa, primary: &LocalPrimary) -> Result<Vec<(&'static str, cpreg_replica::Replica)>, CliError> {
+async fn start_replicas(
+    dir: &Path,
+    ca: &DevCa,
+    primary: &LocalPrimary,
+) -> Result<Vec<(&'static str, cpreg_replica::Replica)>, CliError> {
     let public_key = crate::local::primary_public_key(&primary.config)?;
     let mut replicas = Vec::new();
     for site in SITES {
         let site_dir = dir.join("replicas").join(site);
-        let authority = crate::local::replica_authority(&site_dir, site, ca, &primary.url, &public_key)?;
+        let authority =
+            crate::local::replica_authority(&site_dir, site, ca, &primary.url, &public_key)?;
         let config = crate::local::replica_config(&site_dir, site, vec![authority])?;
-        let replica = cpreg_replica::Replica::start(config, Arc::new(cpreg_replica::clock::SystemClock))
-            .await
-            .map_err(|e| CliError::Invalid(format!("replica {site} did not start: {e}")))?;
+        let replica =
+            cpreg_replica::Replica::start(config, Arc::new(cpreg_replica::clock::SystemClock))
+                .await
+                .map_err(|e| CliError::Invalid(format!("replica {site} did not start: {e}")))?;
         replicas.push((site, replica));
     }
     let custodian = Profile::load(Some(&dir.join("profiles").join("custodian")))?;
-    let head = custodian.register().await?.get_authority(pb::GetAuthorityRequest {}).await?.into_inner().published_version;
+    let head = custodian
+        .register()
+        .await?
+        .get_authority(pb::GetAuthorityRequest {})
+        .await?
+        .into_inner()
+        .published_version;
     for _ in 0..600 {
-        if replicas.iter().all(|(_, r)| r.status().iter().all(|s| s.version >= head)) {
+        if replicas
+            .iter()
+            .all(|(_, r)| r.status().iter().all(|s| s.version >= head))
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
