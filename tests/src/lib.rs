@@ -119,7 +119,16 @@ impl TestPrimary {
 
     /// Restarts a primary over an existing folder on a given address (replicas dial it there).
     pub async fn restart_on(pki: TestPki, addr: std::net::SocketAddr) -> TestPrimary {
-        let clock = Arc::new(FixedClock::new(now()));
+        Self::restart_on_at(pki, addr, now()).await
+    }
+
+    /// Restarts a primary whose clock stands at `at` (days or months after the first start).
+    pub async fn restart_on_at(
+        pki: TestPki,
+        addr: std::net::SocketAddr,
+        at: DateTime<Utc>,
+    ) -> TestPrimary {
+        let clock = Arc::new(FixedClock::new(at));
         let primary = LocalPrimary::start_on(&pki.primary_dir(), &pki.ca, clock.clone(), addr)
             .await
             .expect("primary restarts");

@@ -260,3 +260,77 @@ async fn a_london_ae_holds_two_boroughs_side_by_side() {
     assert_ne!(here, there);
     replica.replica.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_plan_leaves_the_replicas_after_365_days_and_an_unborn_plan_28_days_after_the_due_date()
+ {
+    let primary = TestPrimary::start().await;
+    let mut c = primary.client(Role::Custodian).await;
+    c.create_child(pb::CreateChildRequest {
+        record_id: "OLD1".into(),
+        details: Some(child_details("Ray", "Dunn", &day(-2000))),
+    })
+    .await
+    .expect("child");
+    c.start_plan(plan_start("OLD1", -60, 20, &[Category::Neglect]))
+        .await
+        .expect("plan");
+    c.end_plan(pb::EndPlanRequest {
+        record_id: "OLD1".into(),
+        end: Some(pb::PlanEnd {
+            reason: pb::EndReason::NoLongerAtRisk.into(),
+            end_date: day(0),
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("ended today");
+    let unborn = pb::ChildDetails {
+        unborn: Some(pb::Unborn {
+            expected_delivery_date: day(30),
+            mother_given_names: "Lena".into(),
+            mother_surname: "Dunn".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    c.create_child(pb::CreateChildRequest {
+        record_id: "UNB1".into(),
+        details: Some(unborn),
+    })
+    .await
+    .expect("unborn");
+    c.start_plan(plan_start("UNB1", -1, 40, &[Category::Neglect]))
+        .await
+        .expect("pre-birth plan");
+    let addr = primary.primary.as_ref().expect("running").addr;
+    let replica = TestReplica::start(&primary.pki, "ae", &primary.url).await;
+    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+    assert!(projected(&replica, "OLD1").is_some() && projected(&replica, "UNB1").is_some());
+
+    // 59 days on: the unborn child's plan is 29 days past the due date and leaves; the ended
+    // plan (59 days old) stays.
+    let pki = primary.stop().await;
+    let primary =
+        TestPrimary::restart_on_at(pki, addr, cpreg_tests::now() + chrono::Duration::days(59))
+            .await;
+    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+    assert!(
+        projected(&replica, "UNB1").is_none(),
+        "unborn plan kept past 28 days after the due date"
+    );
+    assert!(projected(&replica, "OLD1").is_some());
+
+    // 366 days after the end, the ended plan leaves too.
+    let pki = primary.stop().await;
+    let primary =
+        TestPrimary::restart_on_at(pki, addr, cpreg_tests::now() + chrono::Duration::days(366))
+            .await;
+    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+    assert!(
+        projected(&replica, "OLD1").is_none(),
+        "ended plan kept past 365 days"
+    );
+    replica.replica.stop().await;
+    primary.stop().await;
+}
