@@ -1,0 +1,127 @@
+//! A replica process killed with SIGKILL while it takes a full snapshot: after each kill its file
+//! holds either nothing or a whole signed version (entries, count and state root agree), and once
+//! restarted it catches up with the primary.
+//!
+//! The replica runs as a separate process: this test binary started again in "child" mode (see
+//! `replica_child_process`), running the real `cpreg_replica::Replica` until it is killed.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cpreg_proto::role::Role;
+use cpreg_proto::snapshot::StateRoot;
+use cpreg_tests::replica::{TestReplica, authority_entry, replica_config};
+use cpreg_tests::{AUTHORITY, TestPrimary, synthetic_csv};
+use indicatif::ProgressBar;
+
+const CHILD_CONFIG: &str = "CPREG_TEST_REPLICA_CONFIG";
+
+/// Child mode: runs a replica from the TOML config named in the environment until killed.
+#[test]
+fn replica_child_process() {
+    let Ok(path) = std::env::var(CHILD_CONFIG) else {
+        return;
+    };
+    let config = cpreg_replica::config::Config::load(std::path::Path::new(&path)).expect("config");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let _replica = cpreg_replica::Replica::start(
+            config,
+            std::sync::Arc::new(cpreg_replica::clock::SystemClock),
+        )
+        .await
+        .expect("start");
+        println!("child replica started");
+        std::future::pending::<()>().await;
+    });
+}
+
+/// What a replica's file holds, checked for being one whole version.
+fn check_whole(path: &std::path::Path) -> u64 {
+    let store = cpreg_replica::store::Store::open(path)
+        .expect("reopen (and repair) the killed replica's file");
+    let held = store.trusted_state(AUTHORITY).expect("trusted state");
+    let entries = store.entries(AUTHORITY).expect("entries");
+    let mut root = StateRoot::default();
+    for (key, value) in &entries {
+        root.insert(key, value);
+    }
+    if held.version == 0 {
+        assert!(entries.is_empty(), "entries without a trusted version");
+    } else {
+        assert_eq!(
+            entries.len() as u64,
+            held.entry_count,
+            "entry count of version {}",
+            held.version
+        );
+        assert_eq!(
+            root.to_bytes(),
+            held.state_root,
+            "state root of version {}",
+            held.version
+        );
+    }
+    held.version
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_during_a_full_apply_holds_a_whole_version_and_catches_up() {
+    let primary = TestPrimary::start().await;
+    let (csv, _) = synthetic_csv(primary.pki.path(), "register.csv", 30_000, 21);
+    cpreg::commands::import::import_file(
+        &primary.profile(Role::Custodian),
+        &csv,
+        &ProgressBar::hidden(),
+    )
+    .await
+    .expect("import");
+    let (head, root, _) = primary.head().await;
+
+    let config = replica_config(
+        &primary.pki,
+        "ae",
+        vec![authority_entry(&primary.pki, "ae", &primary.url)],
+    );
+    let config_path = cpreg_tests::replica::site_dir(&primary.pki, "ae").join("replica.toml");
+    let database = config.database_path();
+    let mut seen = Vec::new();
+    for delay_ms in [150u64, 400, 800, 1_500, 3_000] {
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "replica_child_process",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_CONFIG, &config_path)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn replica process");
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        if database.exists() {
+            let version = check_whole(&database);
+            assert!(
+                version == 0 || version == head,
+                "a version the primary never published: {version}"
+            );
+            seen.push(version);
+        }
+    }
+    eprintln!("versions held after each kill: {seen:?} (head {head})");
+    assert!(!seen.is_empty(), "the replica never created its file");
+
+    // Restarted for good, it reaches the primary's head with the signed state root.
+    let replica = TestReplica::start_with(config).await;
+    replica.wait_for(AUTHORITY, head).await;
+    assert_eq!(replica.status(AUTHORITY).state_root, root);
+    replica.replica.stop().await;
+}
