@@ -5,6 +5,9 @@
 //! the exact stored bytes under a domain-separation prefix. After every committed change the
 //! primary signs a checkpoint (authority, sequence number and hash of the newest entry) with its
 //! Ed25519 key, so removing entries from the end is caught as well as editing them.
+//!
+//! The authority's key may have been rotated since (`snapshot::TrustedKeys`): a verifier follows
+//! the rotations from the original key and checks each checkpoint against the key chain.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -95,9 +98,15 @@ pub enum ChainBreak {
     /// An entry that the chain or a checkpoint says exists is not there.
     #[error("audit entry {seq} was removed: {why}")]
     Removed { seq: u64, why: &'static str },
-    /// A checkpoint whose signature does not verify against the authority's key.
-    #[error("audit checkpoint at entry {seq} is not signed by the authority's key")]
+    /// A checkpoint whose signature does not verify against any of the authority's keys.
+    #[error(
+        "audit checkpoint at entry {seq} is not signed by the authority's key (nor by a key its rotations chain to)"
+    )]
     ForgedCheckpoint { seq: u64 },
+    /// A checkpoint signed by a key after a later key had already signed an earlier checkpoint:
+    /// made with a retired (perhaps stolen) key.
+    #[error("audit checkpoint at entry {seq} is signed by a key the authority had already retired")]
+    RetiredKey { seq: u64 },
     /// No checkpoint at all while entries exist.
     #[error("the audit chain has {entries} entries but no signed checkpoint")]
     NoCheckpoint { entries: u64 },
@@ -118,25 +127,46 @@ pub struct ChainReport {
 }
 
 /// Verifies a chain read in key order. `entries` yields `(stored key, bytes)`; `checkpoints`
-/// are every stored checkpoint. Names the first entry that was altered or removed.
+/// are every stored checkpoint; `keys` are the authority's keys in the order they came into
+/// force (the original key, then each key its rotations announced, as
+/// `snapshot::TrustedKeys::follow` gives them). Names the first entry that was altered or
+/// removed.
 pub fn verify_chain<I>(
     entries: I,
     checkpoints: &[SignedCheckpoint],
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Result<ChainReport, ChainBreak>
 where
     I: IntoIterator<Item = (u64, Vec<u8>)>,
 {
+    // Sequence number to (hash, index in `keys` of the key that signed it).
     let mut signed = std::collections::BTreeMap::new();
     for cp in checkpoints {
-        let Some(decoded) = cp.verify(key) else {
+        let verified = keys
+            .iter()
+            .enumerate()
+            .find_map(|(index, key)| cp.verify(key).map(|c| (index, c)));
+        let Some((index, decoded)) = verified else {
             let seq = serde_json::from_slice::<Checkpoint>(&cp.bytes)
                 .map(|c| c.seq)
                 .unwrap_or(0);
             return Err(ChainBreak::ForgedCheckpoint { seq });
         };
-        signed.insert(decoded.seq, decoded.hash);
+        signed.insert(decoded.seq, (decoded.hash, index));
     }
+    // A key signs until the rotation that retires it: along the chain, the signing key only ever
+    // moves forward.
+    let mut newest_key = 0;
+    for (&seq, &(_, index)) in &signed {
+        if index < newest_key {
+            return Err(ChainBreak::RetiredKey { seq });
+        }
+        newest_key = index;
+    }
+    let signed: std::collections::BTreeMap<u64, String> = signed
+        .into_iter()
+        .map(|(seq, (hash, _))| (seq, hash))
+        .collect();
 
     let mut expected_seq = 0u64;
     let mut prev_hash = GENESIS.to_owned();
@@ -255,7 +285,7 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies() {
         let (entries, cps) = chain(10, &key());
-        let report = verify_chain(entries, &cps, &key().verifying_key()).expect("verifies");
+        let report = verify_chain(entries, &cps, &[key().verifying_key()]).expect("verifies");
         assert_eq!(report.entries, 10);
         assert_eq!(report.head_seq, Some(9));
     }
@@ -266,7 +296,7 @@ mod tests {
             let (mut entries, cps) = chain(10, &key());
             let text = String::from_utf8(entries[victim].1.clone()).expect("utf8");
             entries[victim].1 = text.replace("child.create", "child.delete").into_bytes();
-            let err = verify_chain(entries, &cps, &key().verifying_key()).expect_err("breaks");
+            let err = verify_chain(entries, &cps, &[key().verifying_key()]).expect_err("breaks");
             assert!(
                 matches!(err, ChainBreak::Altered { seq, .. } if seq == victim as u64),
                 "{victim}: {err}"
@@ -279,7 +309,7 @@ mod tests {
         for victim in [0usize, 5, 9] {
             let (mut entries, cps) = chain(10, &key());
             entries.remove(victim);
-            let err = verify_chain(entries, &cps, &key().verifying_key()).expect_err("breaks");
+            let err = verify_chain(entries, &cps, &[key().verifying_key()]).expect_err("breaks");
             assert_eq!(
                 match err {
                     ChainBreak::Removed { seq, .. } => seq,
@@ -304,7 +334,7 @@ mod tests {
             prev,
         };
         entries.push((6, forged.to_bytes()));
-        let err = verify_chain(entries, &cps, &key().verifying_key()).expect_err("unsigned");
+        let err = verify_chain(entries, &cps, &[key().verifying_key()]).expect_err("unsigned");
         assert_eq!(err, ChainBreak::Unsigned { seq: 6 });
     }
 
@@ -320,7 +350,34 @@ mod tests {
             },
             &SigningKey::from_bytes(&[9; 32]),
         ));
-        let err = verify_chain(entries, &cps, &key().verifying_key()).expect_err("forged");
+        let err = verify_chain(entries, &cps, &[key().verifying_key()]).expect_err("forged");
         assert_eq!(err, ChainBreak::ForgedCheckpoint { seq: 3 });
+    }
+
+    #[test]
+    fn checkpoints_signed_before_and_after_a_rotation_verify_with_the_key_chain() {
+        let new = SigningKey::from_bytes(&[8; 32]);
+        let (entries, mut cps) = chain(10, &key());
+        // The last two checkpoints were signed after the key was rotated.
+        let n = cps.len();
+        for cp in &mut cps[n - 2..] {
+            let checkpoint: Checkpoint = serde_json::from_slice(&cp.bytes).expect("decodes");
+            *cp = SignedCheckpoint::sign(&checkpoint, &new);
+        }
+        let keys = [key().verifying_key(), new.verifying_key()];
+        let report = verify_chain(entries.clone(), &cps, &keys).expect("verifies");
+        assert_eq!(report.entries, 10);
+        // Without the new key, the newer checkpoints look forged.
+        assert!(matches!(
+            verify_chain(entries.clone(), &cps, &keys[..1]),
+            Err(ChainBreak::ForgedCheckpoint { .. })
+        ));
+        // A checkpoint signed with the retired key after the new one took over is refused.
+        let last: Checkpoint = serde_json::from_slice(&cps[n - 1].bytes).expect("decodes");
+        cps[n - 1] = SignedCheckpoint::sign(&last, &key());
+        assert_eq!(
+            verify_chain(entries, &cps, &keys),
+            Err(ChainBreak::RetiredKey { seq: last.seq })
+        );
     }
 }

@@ -14,6 +14,13 @@
 //! The checks follow The Update Framework's list of attacks: arbitrary (forged) data, rollback,
 //! freeze (expired metadata), mix-and-match (a delta on the wrong base), endless data, and
 //! metadata from the wrong authority or an untrusted key.
+//!
+//! [`file`] lays the same frames out as a file, for a site with no link at all.
+
+pub mod file;
+mod rotation;
+
+pub use rotation::{RotationRefused, TrustedKeys, decode_rotation, rotation_frame, sign_rotation};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use prost::Message;
@@ -155,31 +162,6 @@ pub fn sign_manifest(manifest: &pb::Manifest, key: &SigningKey) -> pb::SignedMan
     }
 }
 
-/// Announces `new` as the authority's key, signed by the key it replaces.
-pub fn sign_rotation(
-    authority: &str,
-    old: &SigningKey,
-    new: &VerifyingKey,
-    issued_at: i64,
-) -> pb::KeyRotation {
-    let statement = pb::RotationStatement {
-        authority: authority.to_owned(),
-        old_key_id: key_id(&old.verifying_key()),
-        new_key_id: key_id(new),
-        new_public_key: new.as_bytes().to_vec(),
-        issued_at,
-    }
-    .encode_to_vec();
-    let signature = old
-        .sign(&[ROTATION_DOMAIN, &statement].concat())
-        .to_bytes()
-        .to_vec();
-    pb::KeyRotation {
-        statement,
-        signature,
-    }
-}
-
 /// Why a snapshot, delta, freshness statement or rotation was refused. Nothing of it was kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -202,7 +184,7 @@ pub enum IntakeError {
     WrongBase { held: u64, base: u64 },
     #[error("a freshness statement for version {offered}, but the version held is {held}")]
     FreshnessForOtherVersion { held: u64, offered: u64 },
-    #[error("a freshness statement no newer than the last one (replay)")]
+    #[error("a freshness statement older than the last one (replay)")]
     FreshnessReplayed,
     #[error("payload of {size} bytes is over the limit of {limit}")]
     Oversize { size: u64, limit: u64 },
@@ -214,82 +196,6 @@ pub enum IntakeError {
     StateRootMismatch,
     #[error("after applying, the register holds {got} entries where the manifest says {expected}")]
     EntryCountMismatch { expected: u64, got: u64 },
-}
-
-/// The keys a replica trusts for one authority: those enrolled in its configuration, and those
-/// announced by a rotation statement signed with a key already trusted.
-#[derive(Debug, Clone)]
-pub struct TrustedKeys {
-    authority: String,
-    keys: Vec<VerifyingKey>,
-}
-
-impl TrustedKeys {
-    pub fn new(authority: &str, enrolled: Vec<VerifyingKey>) -> Self {
-        TrustedKeys {
-            authority: authority.to_owned(),
-            keys: enrolled,
-        }
-    }
-
-    pub fn authority(&self) -> &str {
-        &self.authority
-    }
-
-    pub fn keys(&self) -> &[VerifyingKey] {
-        &self.keys
-    }
-
-    fn find(&self, id: &str) -> Option<&VerifyingKey> {
-        self.keys.iter().find(|k| key_id(k) == id)
-    }
-
-    /// Follows a rotation: verifies it against a trusted key, then trusts the new key.
-    pub fn accept_rotation(
-        &mut self,
-        rotation: &pb::KeyRotation,
-    ) -> Result<VerifyingKey, IntakeError> {
-        let signature =
-            Signature::from_slice(&rotation.signature).map_err(|_| IntakeError::BadSignature)?;
-        let message = [ROTATION_DOMAIN, &rotation.statement].concat();
-        // Verify before decoding: try each trusted key (there are few).
-        let signer = self
-            .keys
-            .iter()
-            .find(|k| k.verify(&message, &signature).is_ok());
-        let Some(signer) = signer.copied() else {
-            return Err(IntakeError::BadSignature);
-        };
-        let statement = pb::RotationStatement::decode(rotation.statement.as_slice())
-            .map_err(|_| IntakeError::Malformed("rotation statement does not decode"))?;
-        if statement.authority != self.authority {
-            return Err(IntakeError::WrongAuthority {
-                expected: self.authority.clone(),
-                got: statement.authority,
-            });
-        }
-        if statement.old_key_id != key_id(&signer) {
-            return Err(IntakeError::Malformed(
-                "rotation statement names another old key",
-            ));
-        }
-        let bytes: [u8; 32] = statement
-            .new_public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| IntakeError::Malformed("rotation's new key is not 32 bytes"))?;
-        let new = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| IntakeError::Malformed("rotation's new key is not a valid key"))?;
-        if key_id(&new) != statement.new_key_id {
-            return Err(IntakeError::Malformed(
-                "rotation's key id does not match its key",
-            ));
-        }
-        if self.find(&statement.new_key_id).is_none() {
-            self.keys.push(new);
-        }
-        Ok(new)
-    }
 }
 
 /// What a replica holds of one authority, as far as intake is concerned.
@@ -321,7 +227,7 @@ pub fn check_manifest(
     let key = keys
         .find(&signed.key_id)
         .ok_or_else(|| IntakeError::UntrustedKey {
-            authority: keys.authority.clone(),
+            authority: keys.authority().to_owned(),
             key_id: signed.key_id.clone(),
         })?;
     let signature =
@@ -331,9 +237,9 @@ pub fn check_manifest(
     let manifest = pb::Manifest::decode(signed.manifest.as_slice())
         .map_err(|_| IntakeError::Malformed("manifest does not decode"))?;
     // 3. Wrong authority: a manifest validly signed for another register.
-    if manifest.authority != keys.authority {
+    if manifest.authority != keys.authority() {
         return Err(IntakeError::WrongAuthority {
-            expected: keys.authority.clone(),
+            expected: keys.authority().to_owned(),
             got: manifest.authority,
         });
     }
@@ -354,15 +260,16 @@ pub fn check_manifest(
     }
     match pb::ManifestKind::try_from(manifest.kind) {
         Ok(pb::ManifestKind::Freshness) => {
-            // 5a. A freshness statement vouches for the version held, and must be newer than the
-            // last one.
+            // 5a. A freshness statement vouches for the version held, and may not be older than
+            // the last one. One issued in the same second as the last (a replica that reconnects
+            // at once) vouches for nothing new and is harmless.
             if manifest.version != held.version || manifest.state_root != held.state_root {
                 return Err(IntakeError::FreshnessForOtherVersion {
                     held: held.version,
                     offered: manifest.version,
                 });
             }
-            if manifest.issued_at <= held.issued_at {
+            if manifest.issued_at < held.issued_at {
                 return Err(IntakeError::FreshnessReplayed);
             }
             if manifest.payload_size != 0 {
@@ -416,190 +323,23 @@ pub fn check_payload(manifest: &pb::Manifest, payload: &[u8]) -> Result<(), Inta
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(n: u8) -> SigningKey {
-        SigningKey::from_bytes(&[n; 32])
-    }
-
-    fn manifest(version: u64, kind: pb::ManifestKind, base: u64, payload: &[u8]) -> pb::Manifest {
-        pb::Manifest {
-            authority: "lambeth".into(),
-            version,
-            issued_at: 1_000 + version as i64,
-            expires_at: 10_000,
-            key_id: key_id(&key(1).verifying_key()),
-            kind: kind.into(),
-            base_version: base,
-            payload_digest: payload_digest(payload),
-            payload_size: payload.len() as u64,
-            entry_count: 1,
-            state_root: StateRoot::default().to_bytes(),
+/// The frames of one version as a subscription or a snapshot file carries them: the signed
+/// manifest, then the payload in chunks of at most `chunk_bytes`. Lazy, so a large payload is
+/// copied one chunk at a time.
+pub fn version_frames(
+    signed: pb::SignedManifest,
+    payload: &[u8],
+    chunk_bytes: usize,
+) -> impl Iterator<Item = pb::SnapshotFrame> + '_ {
+    let manifest = pb::SnapshotFrame {
+        frame: Some(pb::snapshot_frame::Frame::Manifest(signed)),
+    };
+    std::iter::once(manifest).chain(payload.chunks(chunk_bytes.max(1)).map(|chunk| {
+        pb::SnapshotFrame {
+            frame: Some(pb::snapshot_frame::Frame::Chunk(chunk.to_vec())),
         }
-    }
-
-    fn trusted() -> TrustedKeys {
-        TrustedKeys::new("lambeth", vec![key(1).verifying_key()])
-    }
-
-    fn held(version: u64) -> TrustedState {
-        TrustedState {
-            version,
-            state_root: StateRoot::default().to_bytes(),
-            entry_count: 1,
-            issued_at: 1_000,
-            expires_at: 10_000,
-        }
-    }
-
-    #[test]
-    fn state_root_does_not_depend_on_order_and_removal_undoes_insertion() {
-        let mut a = StateRoot::default();
-        a.insert("child/1", b"x");
-        a.insert("child/2", b"y");
-        let mut b = StateRoot::default();
-        b.insert("child/2", b"y");
-        b.insert("child/1", b"x");
-        assert_eq!(a, b);
-        b.remove("child/2", b"y");
-        b.remove("child/1", b"x");
-        assert_eq!(b, StateRoot::default());
-        assert_eq!(StateRoot::from_bytes(&a.to_bytes()), Some(a));
-    }
-
-    #[test]
-    fn the_key_length_is_part_of_the_entry_hash() {
-        let mut a = StateRoot::default();
-        a.insert("ab", b"c");
-        let mut b = StateRoot::default();
-        b.insert("a", b"bc");
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn changes_round_trip_and_oversize_values_are_refused() {
-        let changes = vec![
-            pb::Change {
-                key: "child/1".into(),
-                value: b"v".to_vec(),
-            },
-            pb::Change {
-                key: "child/2".into(),
-                value: Vec::new(),
-            },
-        ];
-        let payload = encode_changes(&changes);
-        let back: Vec<_> = decode_changes(&payload)
-            .collect::<Result<_, _>>()
-            .expect("decodes");
-        assert_eq!(back, changes);
-        let huge = encode_changes(&[pb::Change {
-            key: "k".into(),
-            value: vec![0; MAX_VALUE_BYTES + 1],
-        }]);
-        assert!(decode_changes(&huge).any(|c| c.is_err()));
-        assert!(decode_changes(&payload[..payload.len() - 1]).any(|c| c.is_err()));
-    }
-
-    #[test]
-    fn a_good_delta_passes_every_check() {
-        let signed = sign_manifest(&manifest(6, pb::ManifestKind::Delta, 5, b"p"), &key(1));
-        let m = check_manifest(&signed, &trusted(), &held(5), 2_000, 1 << 20).expect("passes");
-        assert!(check_payload(&m, b"p").is_ok());
-        assert_eq!(check_payload(&m, b"q"), Err(IntakeError::DigestMismatch));
-    }
-
-    #[test]
-    fn each_attack_is_named() {
-        let ok = manifest(6, pb::ManifestKind::Delta, 5, b"p");
-        let check = |m: &pb::Manifest, k: &SigningKey, h: &TrustedState| {
-            check_manifest(&sign_manifest(m, k), &trusted(), h, 2_000, 100)
-        };
-        assert!(matches!(
-            check(&ok, &key(2), &held(5)),
-            Err(IntakeError::UntrustedKey { .. })
-        ));
-        assert_eq!(
-            check(&ok, &key(1), &held(6)),
-            Err(IntakeError::Rollback {
-                held: 6,
-                offered: 6
-            })
-        );
-        assert_eq!(
-            check(
-                &manifest(6, pb::ManifestKind::Delta, 4, b"p"),
-                &key(1),
-                &held(5)
-            ),
-            Err(IntakeError::WrongBase { held: 5, base: 4 })
-        );
-        let expired = pb::Manifest {
-            expires_at: 1_999,
-            ..ok.clone()
-        };
-        assert!(matches!(
-            check(&expired, &key(1), &held(5)),
-            Err(IntakeError::Expired { .. })
-        ));
-        let other = pb::Manifest {
-            authority: "croydon".into(),
-            ..ok.clone()
-        };
-        assert!(matches!(
-            check(&other, &key(1), &held(5)),
-            Err(IntakeError::WrongAuthority { .. })
-        ));
-        let big = pb::Manifest {
-            payload_size: 101,
-            ..ok.clone()
-        };
-        assert!(matches!(
-            check(&big, &key(1), &held(5)),
-            Err(IntakeError::Oversize { .. })
-        ));
-        let mut forged = sign_manifest(&ok, &key(1));
-        forged.manifest[3] ^= 1;
-        assert_eq!(
-            check_manifest(&forged, &trusted(), &held(5), 2_000, 100),
-            Err(IntakeError::BadSignature)
-        );
-    }
-
-    #[test]
-    fn freshness_extends_the_version_held_once() {
-        let fresh = pb::Manifest {
-            payload_size: 0,
-            payload_digest: Vec::new(),
-            issued_at: 1_500,
-            ..manifest(5, pb::ManifestKind::Freshness, 0, b"")
-        };
-        let signed = sign_manifest(&fresh, &key(1));
-        assert!(check_manifest(&signed, &trusted(), &held(5), 2_000, 100).is_ok());
-        let after = TrustedState {
-            issued_at: 1_500,
-            ..held(5)
-        };
-        assert_eq!(
-            check_manifest(&signed, &trusted(), &after, 2_000, 100),
-            Err(IntakeError::FreshnessReplayed)
-        );
-    }
-
-    #[test]
-    fn a_rotation_signed_by_the_old_key_is_followed_and_a_stray_one_is_not() {
-        let mut keys = trusted();
-        let stray = sign_rotation("lambeth", &key(3), &key(4).verifying_key(), 5);
-        assert_eq!(keys.accept_rotation(&stray), Err(IntakeError::BadSignature));
-        let rotation = sign_rotation("lambeth", &key(1), &key(2).verifying_key(), 5);
-        keys.accept_rotation(&rotation).expect("chained");
-        let m = manifest(6, pb::ManifestKind::Delta, 5, b"p");
-        let m = pb::Manifest {
-            key_id: key_id(&key(2).verifying_key()),
-            ..m
-        };
-        assert!(check_manifest(&sign_manifest(&m, &key(2)), &keys, &held(5), 2_000, 100).is_ok());
-    }
+    }))
 }
+
+#[cfg(test)]
+mod tests;

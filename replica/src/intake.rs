@@ -1,7 +1,8 @@
-//! Snapshot intake for one authority: takes the frames of a subscription (or, later, of an
-//! imported file) one at a time, checks each version with `cpreg_proto::snapshot` in the order of
-//! the attacks the checks stop, gathers its payload within the size it declared, and applies it
-//! to the store only once every check has passed. Nothing of a refused version is kept.
+//! Snapshot intake for one authority: takes the frames of a subscription (or of an imported
+//! snapshot file, `crate::import`) one at a time, checks each version with
+//! `cpreg_proto::snapshot` in the order of the attacks the checks stop, gathers its payload
+//! within the size it declared, and applies it to the store only once every check has passed.
+//! Nothing of a refused version is kept.
 
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ pub enum Progress {
     Refreshed(TrustedState),
     /// A key rotation was followed (or was already known).
     KeyTrusted { key_id: String },
+    /// A key rotation no trusted key signed: not followed, and nothing it announces is trusted.
+    /// Counted as a refusal but not fatal, because a rotation from before the key this replica
+    /// was enrolled with looks the same, and the primary sends the whole chain to everyone.
+    RotationNotFollowed(IntakeError),
 }
 
 /// Why a frame was not taken. After any of these the caller drops the stream: the primary will
@@ -124,6 +129,10 @@ impl Intake {
             Ok(Progress::Applied(state)) => {
                 tracing::info!(authority = %self.authority, version = state.version, entries = state.entry_count, "version applied");
             }
+            Ok(Progress::RotationNotFollowed(error)) => {
+                tracing::warn!(authority = %self.authority, %error, "a key rotation not signed by a trusted key was not followed (it predates the enrolled key, or is forged)");
+                self.link.refused(error);
+            }
             Ok(_) => {}
             Err(FrameError::Refused(error)) => {
                 self.pending = None;
@@ -137,6 +146,29 @@ impl Intake {
             }
         }
         result
+    }
+
+    /// The input ended (a snapshot file was read to its end): a version still gathering is cut
+    /// short, and is refused like any payload shorter than its manifest declares.
+    pub fn end_of_input(&mut self) -> Result<(), FrameError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let error = IntakeError::SizeMismatch {
+            expected: pending.manifest.payload_size,
+            got: pending.payload.len() as u64,
+        };
+        tracing::warn!(authority = %self.authority, %error, "the input ended inside a version's payload");
+        self.link.refused(&error);
+        Err(error.into())
+    }
+
+    /// The input failed (a snapshot file that cannot be read on): whatever was gathered is
+    /// dropped, and the failure shown in the status.
+    pub fn input_failed(&mut self, message: String) {
+        self.pending = None;
+        tracing::warn!(authority = %self.authority, error = %message, "input failed; nothing of it was applied");
+        self.link.failed(message);
     }
 
     /// The link dropped: whatever was gathered of an unfinished version is dropped with it.
@@ -237,10 +269,23 @@ impl Intake {
     }
 
     /// Follows a key rotation and persists it; one that repeats a rotation already followed
-    /// changes nothing.
+    /// changes nothing. One that no trusted key signed is not followed (see
+    /// [`Progress::RotationNotFollowed`]); if it announces a key already trusted, it is the
+    /// rotation to the key this replica was enrolled with, and is skipped without a word.
     async fn rotate(&mut self, rotation: pb::KeyRotation) -> Result<Progress, FrameError> {
         // Checked here first so a bad rotation costs no write transaction.
-        let new_key = self.keys.clone().accept_rotation(&rotation)?;
+        let new_key = match self.keys.clone().accept_rotation(&rotation) {
+            Ok(key) => key,
+            Err(error @ IntakeError::BadSignature) => {
+                return Ok(match self.keys.already_trusted(&rotation) {
+                    Some(key) => Progress::KeyTrusted {
+                        key_id: key_id(&key),
+                    },
+                    None => Progress::RotationNotFollowed(error),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
         let key_id = key_id(&new_key);
         if self.keys.keys().contains(&new_key) {
             return Ok(Progress::KeyTrusted { key_id });

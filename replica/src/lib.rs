@@ -9,6 +9,8 @@
 //! - [`store`]: the only code that touches redb: entries, trusted state, key rotations; each
 //!   version applied in one transaction committed only once its state root is proved.
 //! - [`intake`]: one authority's intake state machine: manifest, chunks, checks, apply.
+//! - [`import`]: a snapshot file carried to a site with no link, decrypted and fed through the
+//!   same intake.
 //! - [`subscriber`]: the mutual-TLS link to a primary, with reconnects and status reports.
 //! - [`status`]: where each copy stands: version, as-of, staleness, link.
 //! - [`clock`]: the time, settable in tests.
@@ -17,6 +19,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod import;
 pub mod intake;
 pub mod status;
 pub mod store;
@@ -26,7 +29,7 @@ pub mod subscriber;
 mod test_primary;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::import::ImportError;
 use crate::intake::Intake;
 use crate::status::LinkState;
 use crate::store::{Store, StoreError};
@@ -41,6 +45,7 @@ use crate::subscriber::Subscriber;
 
 pub use crate::clock::{Clock, FixedClock, SystemClock};
 pub use crate::status::{AuthorityStatus, HeldVersion};
+pub use cpreg_proto::snapshot::TrustedState;
 
 /// Why the replica could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +73,14 @@ pub enum ReplicaError {
     /// The database could not be opened.
     #[error("opening the replica's database: {0}")]
     Store(#[from] StoreError),
+    /// The database is held by a running replica (an offline command was run beside it).
+    #[error(
+        "the replica's database {path} is open in a running cpreg-replica: stop it, run this again, then start it"
+    )]
+    InUse { path: PathBuf },
+    /// A snapshot file was not imported.
+    #[error("import: {0}")]
+    Import(#[from] ImportError),
 }
 
 /// One authority followed by a running replica.
@@ -103,10 +116,56 @@ pub async fn open_store(config: &Config) -> Result<Store, ReplicaError> {
         .create(&dir)
         .map_err(|source| ReplicaError::DataDir { path: dir, source })?;
     let path = config.database_path();
-    match tokio::task::spawn_blocking(move || Store::open(&path)).await {
+    let opening = path.clone();
+    match tokio::task::spawn_blocking(move || Store::open(&opening)).await {
+        Ok(Err(StoreError::Database(redb::Error::DatabaseAlreadyOpen))) => {
+            Err(ReplicaError::InUse { path })
+        }
         Ok(store) => Ok(store?),
         Err(e) => Err(StoreError::Task(e.to_string()).into()),
     }
+}
+
+/// An intake for one configured authority over `store`, trusting its enrolled keys and the
+/// rotations already followed: what the subscriber uses, for an imported file.
+async fn intake_for(
+    config: &Config,
+    authority: &str,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    link: Arc<LinkState>,
+) -> Result<Intake, ReplicaError> {
+    let entry = config
+        .authorities
+        .iter()
+        .find(|a| a.id == authority)
+        .ok_or_else(|| ImportError::UnknownAuthority(authority.to_owned()))?;
+    Ok(Intake::new(
+        &entry.id,
+        entry.enrolled_keys()?,
+        store,
+        clock,
+        config.max_snapshot_bytes,
+        link,
+    )
+    .await?)
+}
+
+/// `cpreg-replica import`: imports a snapshot file with the replica stopped (the serving process
+/// holds the database). Returns the version held afterwards.
+pub async fn import_offline(
+    config: &Config,
+    authority: &str,
+    identity: &Path,
+    file: &Path,
+    clock: Arc<dyn Clock>,
+) -> Result<TrustedState, ReplicaError> {
+    config.validate()?;
+    let identity = import::load_identity(identity)?;
+    let store = Arc::new(open_store(config).await?);
+    let link = Arc::new(LinkState::default());
+    let mut intake = intake_for(config, authority, store, clock, link).await?;
+    Ok(import::import_file(&mut intake, file, identity).await?)
 }
 
 impl Replica {
@@ -186,6 +245,33 @@ impl Replica {
                 ))
             })
             .collect()
+    }
+
+    /// Imports a snapshot file for `authority` into this running replica: through an intake of
+    /// its own on the same store, counting refusals in that authority's status. A subscription
+    /// in flight is not disturbed: each apply re-checks the version held inside its transaction.
+    pub async fn import_file(
+        &self,
+        authority: &str,
+        identity: &Path,
+        file: &Path,
+    ) -> Result<TrustedState, ReplicaError> {
+        let identity = import::load_identity(identity)?;
+        let link = self
+            .followed
+            .iter()
+            .find(|f| f.id == authority)
+            .map(|f| f.link.clone())
+            .ok_or_else(|| ImportError::UnknownAuthority(authority.to_owned()))?;
+        let mut intake = intake_for(
+            &self.config,
+            authority,
+            self.store.clone(),
+            self.clock.clone(),
+            link,
+        )
+        .await?;
+        Ok(import::import_file(&mut intake, file, identity).await?)
     }
 
     /// The store, for lookups and tests.

@@ -31,6 +31,33 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
+    /// Make this site's identity for snapshot files and print its recipient.
+    ///
+    /// The identity file (mode 0600) stays at the site; the recipient printed goes to each
+    /// authority that will export snapshots to this site (`cpreg-primary export --recipient`).
+    Keygen {
+        /// Where to write the identity; an existing file is not replaced.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Import a snapshot file an authority exported for this site, with the replica stopped.
+    ///
+    /// The file (from `cpreg-primary export`) passes every check a subscription does; then the
+    /// version held is printed.
+    Import {
+        #[arg(long, env = "CPREG_REPLICA_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The authority the file is from, as in the configuration.
+        #[arg(long)]
+        authority: String,
+        /// This site's age identity file, as `keygen` wrote it.
+        #[arg(long)]
+        identity: PathBuf,
+        /// The encrypted snapshot file.
+        file: PathBuf,
+    },
     /// Show the version held of each authority, its as-of time and whether it is stale.
     Status {
         #[arg(long, env = "CPREG_REPLICA_CONFIG")]
@@ -78,6 +105,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replica.run_until(shutdown_signal()).await;
                 anyhow::Ok(())
             })
+        }
+        Command::Keygen { out } => {
+            let recipient = cpreg_replica::import::generate_identity(&out)?;
+            eprintln!(
+                "wrote this site's identity to {}; keep it private",
+                out.display()
+            );
+            // The recipient alone on stdout, for scripts.
+            println!("{recipient}");
+            Ok(())
+        }
+        Command::Import {
+            config,
+            data_dir,
+            authority,
+            identity,
+            file,
+        } => {
+            let config = load(&config, data_dir)?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            let held = runtime.block_on(cpreg_replica::import_offline(
+                &config,
+                &authority,
+                &identity,
+                &file,
+                Arc::new(SystemClock),
+            ))?;
+            let as_of = chrono::DateTime::from_timestamp(held.issued_at, 0)
+                .map_or_else(|| held.issued_at.to_string(), |t| t.to_rfc3339());
+            println!(
+                "{authority}  version {}  as of {as_of}  {} entries  state root {}",
+                held.version,
+                held.entry_count,
+                hex::encode(&held.state_root)
+            );
+            Ok(())
         }
         Command::Status {
             config,

@@ -308,7 +308,7 @@ impl Store {
             }
             .into());
         }
-        if manifest.issued_at <= held.issued_at {
+        if manifest.issued_at < held.issued_at {
             return Err(IntakeError::FreshnessReplayed.into());
         }
         let state = TrustedState {

@@ -1,4 +1,5 @@
-//! The `cpreg-primary` command line: serve the register, or check its audit chain offline.
+//! The `cpreg-primary` command line: serve the register; offline, with the server stopped, check
+//! its audit chain, rotate its signing key, or export a snapshot for a site with no link.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,33 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Replace the signing key, with the server stopped.
+    ///
+    /// The new key is announced in a statement signed by the old one, which every replica follows
+    /// on its next subscription. The old key is kept as signing.key.retired-<key id>. If a run is
+    /// interrupted, run it again: it finishes the rotation it began.
+    RotateKey {
+        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Write the current version, signed, to a file encrypted for one site, with the server stopped.
+    ///
+    /// The file is carried to a replica with no link and imported there with
+    /// `cpreg-replica import`, which checks it as it checks a subscription.
+    Export {
+        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The receiving site's age recipient (`age1...`), as its `cpreg-replica keygen` printed.
+        #[arg(long)]
+        recipient: String,
+        /// The file to write (mode 0600); an existing file is not replaced.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -93,8 +121,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::AuditVerify { config, data_dir } => {
             let config = load(&config, data_dir)?;
             crate::install_crypto_provider();
-            let store =
-                crate::open_store(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            let store = crate::open_store(&config, Arc::new(SystemClock)).map_err(|e| match e {
+                crate::ServeError::Store(e) if e.is_in_use() => format!(
+                    "the register {} is open in a running cpreg-primary: stop it first, or use `cpreg admin audit verify` against it",
+                    config.database_path().display()
+                ),
+                other => other.to_string(),
+            })?;
             match store.verify_audit().map_err(|e| e.to_string())? {
                 Ok(report) => {
                     println!(
@@ -108,6 +141,44 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     Ok(ExitCode::from(3))
                 }
             }
+        }
+        Command::RotateKey { config, data_dir } => {
+            let config = load(&config, data_dir)?;
+            let rotated =
+                crate::keys::rotate(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            if rotated.resumed {
+                println!("finished the key rotation an earlier run began");
+            }
+            println!(
+                "old key {} retired, kept in {}",
+                rotated.old_key_id,
+                rotated.retired.display()
+            );
+            println!("new key {} in force", rotated.new_key_id);
+            println!(
+                "replicas enrolled with an earlier key follow the rotation on their next subscription"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            config,
+            data_dir,
+            recipient,
+            out,
+        } => {
+            let config = load(&config, data_dir)?;
+            let exported =
+                crate::export::export_snapshot(&config, Arc::new(SystemClock), &recipient, &out)
+                    .map_err(|e| e.to_string())?;
+            println!(
+                "wrote version {} ({} entries, state root {}, {} key rotations) to {}",
+                exported.version,
+                exported.entry_count,
+                &exported.state_root[..exported.state_root.len().min(16)],
+                exported.rotations,
+                exported.path.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

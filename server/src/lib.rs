@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod keys;
 pub mod lifecycle;

@@ -1,6 +1,8 @@
 //! The `cpreg.v1.Replication` service: pushes signed versions of the lookup projection to each
 //! subscribed replica as soon as they commit, with freshness statements on a timer, and keeps
-//! what each replica reports.
+//! what each replica reports. Each subscription starts with the authority's key rotations, so a
+//! replica enrolled with an older key follows the chain to the key that signs the manifests.
+//! [`sign_version`] is also what the air-gap export (`crate::export`) signs with.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use cpreg_proto::pb::{self, replication_server::Replication};
 use cpreg_proto::role::Role;
-use cpreg_proto::snapshot::{payload_digest, sign_manifest};
+use cpreg_proto::snapshot::{payload_digest, rotation_frame, sign_manifest, version_frames};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -69,6 +71,7 @@ type Frames = mpsc::Sender<Result<pb::SnapshotFrame, Status>>;
 /// The subscriber went away.
 struct Gone;
 
+/// A freshness statement as a frame.
 fn manifest_frame(signed: pb::SignedManifest) -> pb::SnapshotFrame {
     pb::SnapshotFrame {
         frame: Some(pb::snapshot_frame::Frame::Manifest(signed)),
@@ -95,13 +98,10 @@ fn base_manifest(
     }
 }
 
-/// Signs a version for one replica and sends it: the manifest, then the payload in chunks.
-async fn send_version(
-    frames: &Frames,
-    store: &Store,
-    publishing: &Publishing,
-    out: Outgoing,
-) -> Result<(), Gone> {
+/// Signs a version with the key in force: a full snapshot when `out.base_version` is 0, else a
+/// delta. The one place a version's manifest is made, so the feed and the air-gap export sign
+/// alike.
+pub fn sign_version(store: &Store, publishing: &Publishing, out: &Outgoing) -> pb::SignedManifest {
     let kind = if out.base_version == 0 {
         pb::ManifestKind::Full
     } else {
@@ -120,16 +120,50 @@ async fn send_version(
             out.head.entry_count,
         )
     };
-    let signed = sign_manifest(&manifest, store.signing_key());
-    frames
-        .send(Ok(manifest_frame(signed)))
-        .await
-        .map_err(|_| Gone)?;
-    for chunk in out.payload.chunks(CHUNK_BYTES) {
-        let frame = pb::SnapshotFrame {
-            frame: Some(pb::snapshot_frame::Frame::Chunk(chunk.to_vec())),
-        };
+    sign_manifest(&manifest, store.signing_key())
+}
+
+/// Signs a version for one replica and sends it: the manifest, then the payload in chunks.
+async fn send_version(
+    frames: &Frames,
+    store: &Store,
+    publishing: &Publishing,
+    out: Outgoing,
+) -> Result<(), Gone> {
+    let signed = sign_version(store, publishing, &out);
+    for frame in version_frames(signed, &out.payload, CHUNK_BYTES) {
         frames.send(Ok(frame)).await.map_err(|_| Gone)?;
+    }
+    Ok(())
+}
+
+/// Sends every key rotation, oldest first. A replica skips those it already follows.
+async fn send_rotations(frames: &Frames, store: &Arc<Store>) -> Result<(), Gone> {
+    let rotations = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.rotations()).await
+    };
+    let rotations = match rotations {
+        Ok(Ok(rotations)) => rotations,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the key rotations");
+            let _ = frames
+                .send(Err(Status::internal(
+                    "the primary cannot read its key rotations",
+                )))
+                .await;
+            return Err(Gone);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading the key rotations failed");
+            return Err(Gone);
+        }
+    };
+    for rotation in rotations {
+        frames
+            .send(Ok(rotation_frame(rotation)))
+            .await
+            .map_err(|_| Gone)?;
     }
     Ok(())
 }
@@ -156,9 +190,9 @@ async fn send_freshness(
         .map_err(|_| Gone)
 }
 
-/// Feeds one subscriber until it goes away: what it lacks now, then each new version as it
-/// commits (versions that commit while one is being sent are merged into the next delta), and a
-/// freshness statement on every tick.
+/// Feeds one subscriber until it goes away: the key rotations, what it lacks now, then each new
+/// version as it commits (versions that commit while one is being sent are merged into the next
+/// delta), and a freshness statement on every tick.
 async fn feed(
     store: Arc<Store>,
     publishing: Publishing,
@@ -175,6 +209,7 @@ async fn feed(
     ));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
+    send_rotations(&frames, &store).await?;
     let mut first = true;
     loop {
         versions.borrow_and_update();

@@ -289,9 +289,10 @@ async fn a_key_not_chained_to_the_enrolled_key_is_refused() {
     let frame = pb::SnapshotFrame {
         frame: Some(Frame::Rotation(rotation)),
     };
+    // Counted, but not fatal: a rotation from before the enrolled key looks the same.
     assert!(matches!(
         site.intake.frame(frame).await,
-        Err(FrameError::Refused(IntakeError::BadSignature))
+        Ok(Progress::RotationNotFollowed(IntakeError::BadSignature))
     ));
     primary.key = next;
     let unchained = primary.delta(&[("child/C000001", b"from a stranger")]);
@@ -344,7 +345,9 @@ async fn a_freshness_statement_extends_as_of_once() {
     };
     assert_eq!((state.version, state.issued_at), (1, T0 + 3600));
     assert_eq!(state.expires_at, T0 + 3600 + VALID_FOR);
-    assert_eq!(site.refuses(&fresh).await, IntakeError::FreshnessReplayed);
+    // The same statement again vouches for nothing new; an older one is a replay.
+    assert!(matches!(site.feed(&fresh).await, Ok(Progress::Refreshed(_))));
+    assert_eq!(site.refuses(&primary.freshness(-1800)).await, IntakeError::FreshnessReplayed);
     let held = site.store.trusted_state("lambeth").expect("state");
     let view = HeldVersion::new(
         "lambeth",
@@ -379,4 +382,27 @@ async fn staleness_flips_with_the_clock_and_freshness_clears_it() {
     assert!(site.feed(&primary.freshness(24 * 3600 + 1)).await.is_ok());
     assert!(!view(&site).stale);
     site.holds(1, "child/C000001", b"child 1");
+}
+
+#[tokio::test]
+async fn a_site_enrolled_after_a_rotation_skips_the_rotation_to_its_key() {
+    let mut primary = TestPrimary::new("lambeth");
+    primary.add_children(2);
+    let mut site = Site::new(&primary).await;
+    // The primary sends its whole chain; the rotation to the key this site was enrolled with was
+    // signed by a key it never knew.
+    let older = SigningKey::from_bytes(&[6; 32]);
+    let rotation = sign_rotation("lambeth", &older, &primary.key.verifying_key(), T0);
+    let frame = pb::SnapshotFrame {
+        frame: Some(Frame::Rotation(rotation)),
+    };
+    assert!(matches!(
+        site.intake.frame(frame).await,
+        Ok(Progress::KeyTrusted { .. })
+    ));
+    assert_eq!(site.link.rejected(), 0);
+    assert!(matches!(
+        site.feed(&primary.full()).await,
+        Ok(Progress::Applied(_))
+    ));
 }

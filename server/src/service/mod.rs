@@ -385,7 +385,10 @@ impl Register for RegisterService {
     ) -> Result<Response<pb::AuthorityReply>, Status> {
         self.caller(&request, &Role::ALL, "GetAuthority")?;
         let key = self.store.verifying_key();
-        let head = self.blocking(|s| s.head()).await?;
+        // With the key chain, so a verifier can check checkpoints signed before a rotation.
+        let (head, original, rotations) = self
+            .blocking(|s| Ok((s.head()?, s.original_key()?, s.rotations()?)))
+            .await?;
         Ok(Response::new(pb::AuthorityReply {
             authority_id: self.store.authority().to_owned(),
             name: self.store.authority().to_owned(),
@@ -394,6 +397,11 @@ impl Register for RegisterService {
             published_version: head.version,
             state_root: head.state_root,
             entry_count: head.entry_count,
+            original_public_key: original.as_bytes().to_vec(),
+            key_rotations: rotations
+                .iter()
+                .map(prost::Message::encode_to_vec)
+                .collect(),
         }))
     }
 }

@@ -106,7 +106,8 @@ impl Store {
         })
     }
 
-    /// Verifies the chain against this authority's key.
+    /// Verifies the chain against this authority's keys: the original one and each key its
+    /// rotations announced, since checkpoints before a rotation were signed by the key it retired.
     pub fn verify_audit(
         &self,
     ) -> Result<Result<cpreg_proto::audit::ChainReport, cpreg_proto::audit::ChainBreak>, StoreError>
@@ -115,7 +116,7 @@ impl Store {
         Ok(cpreg_proto::audit::verify_chain(
             chain.entries,
             &chain.checkpoints,
-            &self.verifying_key(),
+            &self.key_chain()?,
         ))
     }
 }

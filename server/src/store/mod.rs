@@ -8,12 +8,14 @@
 //! - [`directory`]: the organisation directory and historic-plan releases.
 //! - [`publish`]: the lookup projection, its state root and the log of published versions.
 //! - [`replicas`]: what each replica last reported.
+//! - [`rotations`]: the authority's key rotations, as signed, and the key chain they make.
 
 mod audit;
 mod children;
 mod directory;
 mod publish;
 mod replicas;
+mod rotations;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ pub use audit::AuditChain;
 pub use children::{ChildFilter, ImportOutcome};
 pub use publish::{Head, KEPT_VERSIONS, Outgoing};
 pub use replicas::ReplicaReport;
+pub use rotations::KeyInForce;
 
 /// Current record of each child, by record id.
 const CHILDREN: TableDefinition<&str, &[u8]> = TableDefinition::new("children");
@@ -83,12 +86,20 @@ pub enum StoreError {
     /// The request was already decided.
     #[error("historic release {0} has already been decided")]
     AlreadyDecided(String),
-    /// The database failed.
+    /// The database failed (see [`StoreError::is_in_use`] for the commonest case).
     #[error("database: {0}")]
     Database(#[from] redb::Error),
     /// A stored value could not be encoded or decoded.
     #[error("stored value: {0}")]
     Encoding(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// The register file is held by another process: a running `cpreg-primary`. Offline commands
+    /// (`rotate-key`, `export`, `audit-verify`) say so in words rather than redb's.
+    pub fn is_in_use(&self) -> bool {
+        matches!(self, StoreError::Database(redb::Error::DatabaseAlreadyOpen))
+    }
 }
 
 macro_rules! from_redb {
@@ -112,7 +123,8 @@ from_redb!(
 #[derive(Debug)]
 pub struct Store {
     db: Database,
-    /// Signs audit checkpoints (and, later, snapshots) as the authority.
+    /// Signs audit checkpoints and snapshot manifests as the authority: the newest key of the
+    /// chain in [`rotations`].
     key: SigningKey,
     authority: String,
     clock: Arc<dyn Clock>,
@@ -122,6 +134,8 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the register file, making every table so readers never find one absent.
+    /// Refuses a signing key the stored key chain does not end with (see
+    /// [`Store::key_in_force`]), and warns of a key rotation that was stored but not finished.
     pub fn open(
         path: &Path,
         authority: &str,
@@ -139,6 +153,7 @@ impl Store {
         txn.open_table(CHECKPOINTS)?;
         Store::open_publish_tables(&txn)?;
         txn.open_table(replicas::REPLICAS)?;
+        txn.open_table(rotations::ROTATIONS)?;
         txn.commit()?;
         let (published, _) = tokio::sync::watch::channel(0);
         let store = Store {
@@ -149,6 +164,12 @@ impl Store {
             published,
         };
         store.published.send_replace(store.head()?.version);
+        if let KeyInForce::InterruptedRotation { announced } = store.key_in_force()? {
+            tracing::warn!(
+                %announced,
+                "a key rotation was recorded but its key files were not swapped: still signing with the retired key; run `cpreg-primary rotate-key` again to finish it"
+            );
+        }
         Ok(store)
     }
 
