@@ -346,8 +346,14 @@ async fn a_freshness_statement_extends_as_of_once() {
     assert_eq!((state.version, state.issued_at), (1, T0 + 3600));
     assert_eq!(state.expires_at, T0 + 3600 + VALID_FOR);
     // The same statement again vouches for nothing new; an older one is a replay.
-    assert!(matches!(site.feed(&fresh).await, Ok(Progress::Refreshed(_))));
-    assert_eq!(site.refuses(&primary.freshness(-1800)).await, IntakeError::FreshnessReplayed);
+    assert!(matches!(
+        site.feed(&fresh).await,
+        Ok(Progress::Refreshed(_))
+    ));
+    assert_eq!(
+        site.refuses(&primary.freshness(-1800)).await,
+        IntakeError::FreshnessReplayed
+    );
     let held = site.store.trusted_state("lambeth").expect("state");
     let view = HeldVersion::new(
         "lambeth",
