@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn the_example_config_loads_with_its_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("replica.example.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/replica.toml");
         let config = Config::load(&path).expect("example loads");
         assert_eq!(config.site, "ae");
         assert_eq!(config.staleness_threshold_hours, 24);
@@ -230,7 +230,7 @@ mod tests {
     fn an_unknown_key_is_refused_by_name_with_the_file() {
         let dir = tempfile::tempdir().expect("dir");
         let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("replica.example.toml"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/replica.toml"),
         )
         .expect("example");
         let path = write(
