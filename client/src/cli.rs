@@ -289,7 +289,8 @@ pub enum AuditCommand {
     /// Fetch the whole chain and verify it here against the authority's key; names the first
     /// entry altered or removed.
     Verify {
-        /// The authority's public key (hex), if pinned; otherwise the key the primary reports.
+        /// The authority's original public key (hex), if pinned; rotations are followed from it.
+        /// Otherwise the original key the primary reports.
         #[arg(long)]
         key: Option<String>,
     },

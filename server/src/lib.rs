@@ -14,7 +14,8 @@
 //! - [`projection`]: what of a record replicas may see, and for how long.
 //! - [`replication`]: pushes signed versions of the projection to subscribed replicas.
 //! - [`auth`]: the caller's role from the client certificate.
-//! - [`keys`]: the authority's Ed25519 signing key.
+//! - [`keys`]: the authority's Ed25519 signing key, and its rotation.
+//! - [`export`]: the signed snapshot written to a file encrypted for a site with no link.
 //! - [`clock`]: the time, settable in tests.
 //! - [`cli`]: the `cpreg-primary` command line.
 
