@@ -39,28 +39,9 @@ pub struct SyntheticChild {
     pub mother_nhs_number: String,
 }
 
-/// The CSV header line's column names, in the order `write_csv` writes them.
-pub const CSV_COLUMNS: [&str; 19] = [
-    "record_id",
-    "given_names",
-    "surname",
-    "other_names",
-    "date_of_birth",
-    "gender",
-    "nhs_number",
-    "address",
-    "postcode",
-    "category",
-    "plan_start_date",
-    "lead_social_worker",
-    "lead_social_worker_phone",
-    "next_review_date",
-    "expected_delivery_date",
-    "mother_given_names",
-    "mother_surname",
-    "mother_date_of_birth",
-    "mother_nhs_number",
-];
+/// The CSV header line's column names, in the order `write_csv` writes them: the columns the
+/// primary's import recognises.
+pub const CSV_COLUMNS: [&str; 19] = cpreg_primary::import::COLUMNS;
 
 /// Writes a header and the rows. `other_names` and `category` are joined with `;`.
 pub fn write_csv<W: std::io::Write>(out: W, children: &[SyntheticChild]) -> std::io::Result<()> {

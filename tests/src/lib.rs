@@ -102,19 +102,7 @@ impl TestPrimary {
 
     /// Starts (or restarts) a primary over an existing folder.
     pub async fn start_with(pki: TestPki) -> TestPrimary {
-        let clock = Arc::new(FixedClock::new(now()));
-        let primary = LocalPrimary::start(&pki.primary_dir(), &pki.ca, clock.clone())
-            .await
-            .expect("primary starts");
-        let url = primary.url.clone();
-        let this = TestPrimary {
-            pki,
-            primary: Some(primary),
-            clock,
-            url,
-        };
-        this.wait_ready().await;
-        this
+        Self::restart_on_at(pki, std::net::SocketAddr::from(([127, 0, 0, 1], 0)), now()).await
     }
 
     /// Restarts a primary over an existing folder on a given address (replicas dial it there).
@@ -122,7 +110,7 @@ impl TestPrimary {
         Self::restart_on_at(pki, addr, now()).await
     }
 
-    /// Restarts a primary whose clock stands at `at` (days or months after the first start).
+    /// Starts a primary on `addr` (port 0 for any) whose clock stands at `at`.
     pub async fn restart_on_at(
         pki: TestPki,
         addr: std::net::SocketAddr,
@@ -131,7 +119,7 @@ impl TestPrimary {
         let clock = Arc::new(FixedClock::new(at));
         let primary = LocalPrimary::start_on(&pki.primary_dir(), &pki.ca, clock.clone(), addr)
             .await
-            .expect("primary restarts");
+            .expect("primary starts");
         let url = primary.url.clone();
         let this = TestPrimary {
             pki,
