@@ -9,7 +9,7 @@
 //! The authority's key may have been rotated since (`snapshot::TrustedKeys`): a verifier follows
 //! the rotations from the original key and checks each checkpoint against the key chain.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -79,7 +79,8 @@ impl SignedCheckpoint {
     /// Verifies the signature first, then decodes.
     pub fn verify(&self, key: &VerifyingKey) -> Option<Checkpoint> {
         let signature = Signature::from_slice(&self.signature).ok()?;
-        key.verify(&signed_message(&self.bytes), &signature).ok()?;
+        key.verify_strict(&signed_message(&self.bytes), &signature)
+            .ok()?;
         serde_json::from_slice(&self.bytes).ok()
     }
 }

@@ -22,7 +22,7 @@ mod rotation;
 
 pub use rotation::{RotationRefused, TrustedKeys, decode_rotation, rotation_frame, sign_rotation};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
@@ -39,6 +39,9 @@ const ENTRY_DOMAIN: &[u8] = b"cpreg-state-entry-v1\0";
 pub const MAX_KEY_BYTES: usize = 256;
 /// Largest value of an entry.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// How far ahead of the replica's clock a manifest's issue time may be.
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
+
 /// Largest encoded manifest.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024;
 
@@ -172,6 +175,12 @@ pub enum IntakeError {
     UntrustedKey { authority: String, key_id: String },
     #[error("the signature does not verify")]
     BadSignature,
+    #[error(
+        "issued at {issued_at}, ahead of this replica's clock ({now}) by more than the allowed skew: check the primary's or the replica's clock"
+    )]
+    IssuedInFuture { issued_at: i64, now: i64 },
+    #[error("signed by key {key_id:?}, which a rotation has retired")]
+    RetiredKey { key_id: String },
     #[error("malformed: {0}")]
     Malformed(&'static str),
     #[error("for authority {got:?}, but this stream is for {expected:?}")]
@@ -223,16 +232,13 @@ pub fn check_manifest(
     if signed.manifest.len() > MAX_MANIFEST_BYTES {
         return Err(IntakeError::Malformed("manifest is too long"));
     }
-    // 2. Arbitrary data: the signature, by a trusted key, over the exact bytes, before decoding.
-    let key = keys
-        .find(&signed.key_id)
-        .ok_or_else(|| IntakeError::UntrustedKey {
-            authority: keys.authority().to_owned(),
-            key_id: signed.key_id.clone(),
-        })?;
+    // 2. Arbitrary data: the signature, by the key in force (not a retired one), over the exact
+    // bytes, before decoding; strict verification refuses small-order keys and malleable
+    // signatures.
+    let key = keys.current_named(&signed.key_id)?;
     let signature =
         Signature::from_slice(&signed.signature).map_err(|_| IntakeError::BadSignature)?;
-    key.verify(&[MANIFEST_DOMAIN, &signed.manifest].concat(), &signature)
+    key.verify_strict(&[MANIFEST_DOMAIN, &signed.manifest].concat(), &signature)
         .map_err(|_| IntakeError::BadSignature)?;
     let manifest = pb::Manifest::decode(signed.manifest.as_slice())
         .map_err(|_| IntakeError::Malformed("manifest does not decode"))?;
@@ -251,7 +257,15 @@ pub fn check_manifest(
     if StateRoot::from_bytes(&manifest.state_root).is_none() {
         return Err(IntakeError::Malformed("state root is not 64 bytes"));
     }
-    // 4. Freeze: an expired manifest is refused, however well signed.
+    // 4a. A manifest from the future would keep a copy looking fresh (and make every later
+    // freshness statement look like a replay) until that time: refuse it beyond clock skew.
+    if manifest.issued_at > now + MAX_CLOCK_SKEW_SECONDS {
+        return Err(IntakeError::IssuedInFuture {
+            issued_at: manifest.issued_at,
+            now,
+        });
+    }
+    // 4b. Freeze: an expired manifest is refused, however well signed.
     if manifest.expires_at <= now {
         return Err(IntakeError::Expired {
             expires_at: manifest.expires_at,

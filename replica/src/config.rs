@@ -195,7 +195,11 @@ impl AuthorityConfig {
                     .map_err(|_| bad("is not hex"))?
                     .try_into()
                     .map_err(|_| bad("is not 32 bytes"))?;
-                VerifyingKey::from_bytes(&bytes).map_err(|_| bad("is not a valid key"))
+                let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("is not a valid key"))?;
+                if key.is_weak() {
+                    return Err(bad("is a weak (small-order) key that anyone could sign for"));
+                }
+                Ok(key)
             })
             .collect()
     }

@@ -54,7 +54,9 @@ impl HeldVersion {
         let as_of = (held.version > 0)
             .then(|| DateTime::from_timestamp(held.issued_at, 0))
             .flatten();
-        let stale = as_of.is_none_or(|t| now.signed_duration_since(t) > threshold);
+        // Stale: nothing held, vouched for too long ago, or the last manifest has expired.
+        let expired = held.version > 0 && now.timestamp() >= held.expires_at;
+        let stale = expired || as_of.is_none_or(|t| now.signed_duration_since(t) > threshold);
         HeldVersion {
             authority: authority.to_owned(),
             version: held.version,

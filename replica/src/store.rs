@@ -184,6 +184,12 @@ impl Store {
         {
             let mut table = txn.open_table(ROTATIONS)?;
             replay_rotations(&table, &mut keys)?;
+            if keys.already_trusted(rotation).is_some() {
+                // Followed before (every subscription repeats the chain): nothing to store.
+                drop(table);
+                txn.abort()?;
+                return Ok(keys);
+            }
             let before = keys.keys().len();
             keys.accept_rotation(rotation)?;
             if keys.keys().len() > before {

@@ -294,12 +294,12 @@ impl Replication for ReplicationService {
             frames,
             self.stopping.clone(),
         );
-        self.feeds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .spawn(async move {
-                let _ = feed.await;
-            });
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        // A finished feed stays in the set until joined: reap them so reconnects do not pile up.
+        while feeds.try_join_next().is_some() {}
+        feeds.spawn(async move {
+            let _ = feed.await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

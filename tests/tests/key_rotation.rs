@@ -106,8 +106,7 @@ async fn replicas_enrolled_with_the_original_key_follow_the_rotation() {
         (status.state_root.as_str(), status.entry_count),
         (root.as_str(), count)
     );
-    // (Not `rejected == 0`: on redialling, the restarted primary's fixed clock can vouch for the
-    // version held at the very second it was issued, which is refused as a replay.)
+    assert_eq!(status.rejected, 0, "{status:?}");
     let enrolled = ed25519_dalek::VerifyingKey::from_bytes(
         &hex::decode(&original)
             .expect("hex")

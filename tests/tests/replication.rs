@@ -311,6 +311,9 @@ async fn an_ended_plan_leaves_the_replicas_after_365_days_and_an_unborn_plan_28_
     // 59 days on: the unborn child's plan is 29 days past the due date and leaves; the ended
     // plan (59 days old) stays.
     let pki = primary.stop().await;
+    replica
+        .clock
+        .set(cpreg_tests::now() + chrono::Duration::days(59));
     let primary =
         TestPrimary::restart_on_at(pki, addr, cpreg_tests::now() + chrono::Duration::days(59))
             .await;
@@ -323,6 +326,9 @@ async fn an_ended_plan_leaves_the_replicas_after_365_days_and_an_unborn_plan_28_
 
     // 366 days after the end, the ended plan leaves too.
     let pki = primary.stop().await;
+    replica
+        .clock
+        .set(cpreg_tests::now() + chrono::Duration::days(366));
     let primary =
         TestPrimary::restart_on_at(pki, addr, cpreg_tests::now() + chrono::Duration::days(366))
             .await;

@@ -2,7 +2,7 @@
 //! replica (or an auditor) trusts only keys it can chain, statement by statement, to a key it
 //! was enrolled with.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use prost::Message;
 
 use super::{IntakeError, ROTATION_DOMAIN, key_id};
@@ -40,8 +40,10 @@ pub fn decode_rotation(bytes: &[u8]) -> Result<pb::KeyRotation, IntakeError> {
         .map_err(|_| IntakeError::Malformed("a key rotation does not decode"))
 }
 
-/// The keys a replica trusts for one authority: those enrolled in its configuration, and those
-/// announced by a rotation statement signed with a key already trusted.
+/// The keys a replica knows for one authority, in the order they came into force: those enrolled
+/// in its configuration, then each announced by a rotation statement signed with the key then in
+/// force. Only the newest (current) key is trusted to sign manifests and further rotations: a
+/// rotation retires the key before it, so a key rotated away after a leak signs nothing more.
 #[derive(Debug, Clone)]
 pub struct TrustedKeys {
     authority: String,
@@ -79,8 +81,23 @@ impl TrustedKeys {
         &self.keys
     }
 
-    pub(super) fn find(&self, id: &str) -> Option<&VerifyingKey> {
-        self.keys.iter().find(|k| key_id(k) == id)
+    /// The key in force: the only one that may sign a manifest or the next rotation.
+    pub fn current(&self) -> Option<&VerifyingKey> {
+        self.keys.last()
+    }
+
+    /// The key in force if `id` names it; a retired key is refused by name.
+    pub(super) fn current_named(&self, id: &str) -> Result<&VerifyingKey, IntakeError> {
+        match self.keys.iter().position(|k| key_id(k) == id) {
+            Some(i) if i + 1 == self.keys.len() => Ok(&self.keys[i]),
+            Some(_) => Err(IntakeError::RetiredKey {
+                key_id: id.to_owned(),
+            }),
+            None => Err(IntakeError::UntrustedKey {
+                authority: self.authority.clone(),
+                key_id: id.to_owned(),
+            }),
+        }
     }
 
     /// The key a rotation announces, if it is one already trusted. Read without verifying the
@@ -102,14 +119,21 @@ impl TrustedKeys {
         let signature =
             Signature::from_slice(&rotation.signature).map_err(|_| IntakeError::BadSignature)?;
         let message = [ROTATION_DOMAIN, &rotation.statement].concat();
-        // Verify before decoding: try each trusted key (there are few).
-        let signer = self
-            .keys
-            .iter()
-            .find(|k| k.verify(&message, &signature).is_ok());
-        let Some(signer) = signer.copied() else {
+        // Verify before decoding, with the key in force only, strictly (no small-order keys,
+        // no malleable signatures).
+        let Some(signer) = self.current().copied() else {
             return Err(IntakeError::BadSignature);
         };
+        if signer.verify_strict(&message, &signature).is_err() {
+            let retired = self
+                .keys
+                .iter()
+                .find(|k| k.verify_strict(&message, &signature).is_ok());
+            return Err(match retired {
+                Some(k) => IntakeError::RetiredKey { key_id: key_id(k) },
+                None => IntakeError::BadSignature,
+            });
+        }
         let statement = pb::RotationStatement::decode(rotation.statement.as_slice())
             .map_err(|_| IntakeError::Malformed("rotation statement does not decode"))?;
         if statement.authority != self.authority {
@@ -130,14 +154,22 @@ impl TrustedKeys {
             .map_err(|_| IntakeError::Malformed("rotation's new key is not 32 bytes"))?;
         let new = VerifyingKey::from_bytes(&bytes)
             .map_err(|_| IntakeError::Malformed("rotation's new key is not a valid key"))?;
+        if new.is_weak() {
+            return Err(IntakeError::Malformed(
+                "rotation's new key is a weak (small-order) key",
+            ));
+        }
         if key_id(&new) != statement.new_key_id {
             return Err(IntakeError::Malformed(
                 "rotation's key id does not match its key",
             ));
         }
-        if self.find(&statement.new_key_id).is_none() {
-            self.keys.push(new);
+        if self.keys.iter().any(|k| key_id(k) == statement.new_key_id) {
+            return Err(IntakeError::Malformed(
+                "rotation announces a key already used: keys are never reused",
+            ));
         }
+        self.keys.push(new);
         Ok(new)
     }
 }

@@ -289,7 +289,8 @@ async fn a_key_not_chained_to_the_enrolled_key_is_refused() {
     let frame = pb::SnapshotFrame {
         frame: Some(Frame::Rotation(rotation)),
     };
-    // Counted, but not fatal: a rotation from before the enrolled key looks the same.
+    // Not followed and not counted: a rotation from before the enrolled key looks the same. What
+    // the stranger then signs is refused and counted.
     assert!(matches!(
         site.intake.frame(frame).await,
         Ok(Progress::RotationNotFollowed(IntakeError::BadSignature))
@@ -300,7 +301,42 @@ async fn a_key_not_chained_to_the_enrolled_key_is_refused() {
         site.refuses(&unchained).await,
         IntakeError::UntrustedKey { .. }
     ));
-    assert_eq!(site.link.rejected(), 2);
+    assert_eq!(site.link.rejected(), 1);
+    site.holds(1, "child/C000001", b"child 1");
+}
+
+#[tokio::test]
+async fn a_retired_key_signs_nothing_after_the_rotation() {
+    let (mut primary, mut site, _) = site_at_version_1().await;
+    let old = primary.key.clone();
+    let new = SigningKey::from_bytes(&[8; 32]);
+    let rotation = sign_rotation("lambeth", &old, &new.verifying_key(), T0);
+    let frame = pb::SnapshotFrame {
+        frame: Some(Frame::Rotation(rotation)),
+    };
+    assert!(matches!(
+        site.intake.frame(frame).await,
+        Ok(Progress::KeyTrusted { .. })
+    ));
+    // The leaked old key signs a version far ahead, and a fork of the chain: both refused.
+    let leaked = primary.delta(&[("child/C000001", b"forged")]);
+    assert!(matches!(
+        site.refuses(&leaked).await,
+        IntakeError::RetiredKey { .. }
+    ));
+    let fork = sign_rotation(
+        "lambeth",
+        &old,
+        &SigningKey::from_bytes(&[11; 32]).verifying_key(),
+        T0 + 1,
+    );
+    assert!(matches!(
+        site.store
+            .record_rotation("lambeth", &fork, &[old.verifying_key()]),
+        Err(crate::store::ApplyError::Refused(
+            IntakeError::RetiredKey { .. }
+        ))
+    ));
     site.holds(1, "child/C000001", b"child 1");
 }
 

@@ -118,7 +118,7 @@ fn a_rotation_is_stored_once_and_replayed_on_reopen() {
         let stray = sign_rotation(
             "lambeth",
             &SigningKey::from_bytes(&[9; 32]),
-            &new.verifying_key(),
+            &SigningKey::from_bytes(&[12; 32]).verifying_key(),
             1,
         );
         assert!(matches!(

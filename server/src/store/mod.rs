@@ -164,6 +164,10 @@ impl Store {
             published,
         };
         store.published.send_replace(store.head()?.version);
+        if store.head()?.version == 0 && store.count_children()? > 0 {
+            // A register kept before it published anything: project it all once.
+            store.republish_all()?;
+        }
         if let KeyInForce::InterruptedRotation { announced } = store.key_in_force()? {
             tracing::warn!(
                 %announced,

@@ -13,7 +13,7 @@ use cpreg_proto::snapshot::{StateRoot, decode_changes, key_id, payload_digest, s
 use cpreg_tests::{AUTHORITY, TestPki, TestPrimary, synthetic_csv};
 use ed25519_dalek::SigningKey;
 use indicatif::ProgressBar;
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 /// The shape of the replica's entries table, for the bare baselines.
 pub const BARE_ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
@@ -48,6 +48,11 @@ pub fn ms(d: Duration) -> f64 {
 
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// Seconds to the microsecond.
+pub fn round6(x: f64) -> f64 {
+    (x * 1_000_000.0).round() / 1_000_000.0
 }
 
 /// Nearest-rank percentile of already sorted samples.
@@ -101,8 +106,8 @@ impl Filled {
         serde_json::json!({
             "how": "synthetic CSV imported through the real import over mTLS (cpreg admin import's code path)",
             "records": self.records,
-            "csv_write_seconds": round3(self.csv_seconds),
-            "import_seconds": round3(self.import_seconds),
+            "csv_write_seconds": round6(self.csv_seconds),
+            "import_seconds": round6(self.import_seconds),
             "import_rows_per_second": (self.records as f64 / self.import_seconds).round(),
             "accepted": self.accepted,
             "rejected": self.rejected,
@@ -261,18 +266,70 @@ pub fn scratch(pki: &TestPki, name: &str) -> PathBuf {
     dir
 }
 
-/// Waits until `check` is true, polling every `every`, up to `limit`; returns the time it took.
-pub async fn wait_until(
-    limit: Duration,
-    every: Duration,
-    mut check: impl FnMut() -> bool,
-) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check() {
-            return Some(started.elapsed());
+/// A primary served by `cpreg_primary::run` as `LocalPrimary` does, but on a listener with
+/// `TCP_NODELAY` set, which Linux passes on to every accepted socket. A diagnostic: tonic's
+/// `serve_with_incoming*` ignores its own `tcp_nodelay` setting, so the real primary's sockets
+/// keep Nagle's algorithm on.
+pub struct NodelayServer {
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), cpreg_primary::ServeError>>,
+}
+
+impl NodelayServer {
+    /// Starts it over `pki`'s primary folder; the returned `TestPrimary` holds no server of its
+    /// own (`primary: None`) but dials this one, so its helpers all work.
+    pub async fn start(pki: TestPki) -> (TestPrimary, NodelayServer) {
+        use std::os::fd::AsRawFd;
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket this function owns, with a pointer to a live c_int of
+        // the length given.
+        let rc = unsafe {
+            libc::setsockopt(
+                std_listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt TCP_NODELAY");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
+        let config = cpreg::local::prepare_primary(&pki.primary_dir(), &pki.ca, addr)
+            .expect("primary config");
+        let clock = Arc::new(cpreg_primary::clock::FixedClock::new(cpreg_tests::now()));
+        let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(cpreg_primary::run(config, clock.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        let primary = TestPrimary {
+            pki,
+            primary: None,
+            clock,
+            url: format!("https://127.0.0.1:{}", addr.port()),
+        };
+        let profile = primary.profile(Role::Custodian);
+        let mut ready = false;
+        for _ in 0..200 {
+            if let Ok(mut c) = profile.register().await
+                && c.get_authority(pb::GetAuthorityRequest {}).await.is_ok()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        tokio::time::sleep(every).await;
+        assert!(ready, "primary at {} never answered", primary.url);
+        (primary, NodelayServer { shutdown, task })
     }
-    None
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.task
+            .await
+            .expect("primary task")
+            .expect("primary stops cleanly");
+    }
 }

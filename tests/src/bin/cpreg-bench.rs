@@ -2,10 +2,31 @@
 //! baseline in the same process, and prints one JSON object with its figures and the ratio.
 //!
 //! Run with `cargo run --release -p cpreg-tests --bin cpreg-bench -- import --records 100000`.
+//!
+//! Replication scenarios (their code is under `tests/src/bench/`):
+//! - `snapshot`: the full projection built and signed at the primary; verified and applied at a
+//!   replica in a child process of its own (this binary's hidden `replica-side` subcommand), so
+//!   its peak RSS is the replica's alone.
+//! - `delta`: one-record deltas applied at a replica store holding the whole register.
+//! - `propagation`: a primary and three replicas over mTLS; each change timed until it is held
+//!   at every replica.
+//! - `catchup`: a replica offline while many children change, timed from restart to the head.
+
+#[path = "../bench/catchup.rs"]
+mod catchup;
+#[path = "../bench/common.rs"]
+mod common;
+#[path = "../bench/delta.rs"]
+mod delta;
+#[path = "../bench/propagation.rs"]
+mod propagation;
+#[path = "../bench/snapshot.rs"]
+mod snapshot;
 
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use common::peak_rss_mib;
 use cpreg_proto::role::Role;
 use cpreg_tests::{TestPrimary, synthetic_csv};
 use indicatif::ProgressBar;
@@ -28,14 +49,47 @@ enum Scenario {
         #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
-}
-
-/// Peak resident memory of this process so far, in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    /// The full snapshot built and signed at the primary, then verified and applied at a fresh
+    /// replica in a child process; baselines SHA-256 and bare redb insert/scan of the same entries.
+    Snapshot {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+    },
+    /// One-record deltas at a replica holding the whole register, against bare one-row redb
+    /// write transactions.
+    Delta {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        #[arg(long, default_value_t = 200)]
+        deltas: usize,
+    },
+    /// Changes made one at a time, each timed until all three replicas hold it, against a
+    /// unary mTLS round trip.
+    Propagation {
+        #[arg(long, default_value_t = 1_000)]
+        records: usize,
+        #[arg(long, default_value_t = 200)]
+        changes: usize,
+        /// Diagnostic: serve the primary from a listener with TCP_NODELAY set (inherited by
+        /// accepted sockets), to show what Nagle's algorithm costs the push.
+        #[arg(long)]
+        listener_nodelay: bool,
+    },
+    /// A replica restarting after `--changed` children changed, timed until it holds the head,
+    /// against a full snapshot of the same register.
+    Catchup {
+        #[arg(long, default_value_t = 20_000)]
+        records: usize,
+        #[arg(long, default_value_t = 10_000)]
+        changed: usize,
+        /// Make the changes one ChangePlan RPC each (one version per change) instead of one
+        /// import (one version per 500 rows).
+        #[arg(long)]
+        one_version_each: bool,
+    },
+    /// The replica's side of `snapshot`, run by the benchmark in a child process.
+    #[command(hide = true)]
+    ReplicaSide(snapshot::SideArgs),
 }
 
 /// Bare redb: the same rows' bytes inserted by record id in batches of the import's size.
@@ -105,6 +159,19 @@ async fn main() {
     let _ = cli.json;
     let result = match cli.scenario {
         Scenario::Import { records } => import(records).await,
+        Scenario::Snapshot { records } => snapshot::snapshot(records).await,
+        Scenario::Delta { records, deltas } => delta::delta(records, deltas).await,
+        Scenario::Propagation {
+            records,
+            changes,
+            listener_nodelay,
+        } => propagation::propagation(records, changes, listener_nodelay).await,
+        Scenario::Catchup {
+            records,
+            changed,
+            one_version_each,
+        } => catchup::catchup(records, changed, one_version_each).await,
+        Scenario::ReplicaSide(args) => snapshot::side(args),
     };
     println!("{}", serde_json::to_string_pretty(&result).expect("json"));
 }
