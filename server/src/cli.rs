@@ -53,6 +53,21 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// After restoring the register from a backup, publish it above every version replicas hold.
+    ///
+    /// Replicas refuse anything older than what they hold (a rollback), so a register restored
+    /// to an earlier version would never reach them. Give the highest version `cpreg admin
+    /// replicas` showed; the register is published as the next version, and every replica
+    /// takes it as a full snapshot. Run with the server stopped.
+    Restored {
+        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The highest version any replica holds.
+        #[arg(long)]
+        above: u64,
+    },
     /// Write the current version, signed, to a file encrypted for one site, with the server stopped.
     ///
     /// The file is carried to a replica with no link and imported there with
@@ -141,6 +156,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     Ok(ExitCode::from(3))
                 }
             }
+        }
+        Command::Restored {
+            config,
+            data_dir,
+            above,
+        } => {
+            let config = load(&config, data_dir)?;
+            crate::install_crypto_provider();
+            let store =
+                crate::open_store(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            let version = store.publish_above(above).map_err(|e| e.to_string())?;
+            println!(
+                "the register is published as version {version}; replicas take it as a full snapshot on their next subscription"
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::RotateKey { config, data_dir } => {
             let config = load(&config, data_dir)?;

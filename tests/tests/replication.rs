@@ -340,3 +340,70 @@ async fn an_ended_plan_leaves_the_replicas_after_365_days_and_an_unborn_plan_28_
     replica.replica.stop().await;
     primary.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_restored_from_a_backup_is_published_above_what_replicas_hold() {
+    let primary = TestPrimary::start().await;
+    import(&primary, 30).await;
+    let addr = primary.primary.as_ref().expect("running").addr;
+    let replica = TestReplica::start(&primary.pki, "ae", &primary.url).await;
+    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+
+    // Back up the stopped register, then carry on with changes the backup will not have.
+    let pki = primary.stop().await;
+    let data = pki.primary_dir().join("data");
+    let backup = pki.path().join("backup");
+    std::fs::create_dir_all(&backup).expect("backup dir");
+    for file in ["register.redb", "signing.key"] {
+        std::fs::copy(data.join(file), backup.join(file)).expect("back up");
+    }
+    let primary = TestPrimary::restart_on(pki, addr).await;
+    let mut c = primary.client(Role::Custodian).await;
+    c.create_child(pb::CreateChildRequest {
+        record_id: "LOST1".into(),
+        details: Some(child_details("Tia", "Ford", &day(-600))),
+    })
+    .await
+    .expect("child");
+    c.start_plan(plan_start("LOST1", -1, 40, &[Category::Neglect]))
+        .await
+        .expect("plan");
+    drop(c);
+    let ahead = primary.head().await.0;
+    replica.wait_for(AUTHORITY, ahead).await;
+
+    // Restore the backup: the replica holds a version the register never had, and refuses the
+    // older one as a rollback, keeping what it holds.
+    let pki = primary.stop().await;
+    for file in ["register.redb", "signing.key"] {
+        std::fs::copy(backup.join(file), data.join(file)).expect("restore");
+    }
+    let primary = TestPrimary::restart_on(pki, addr).await;
+    assert!(primary.head().await.0 < ahead);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(replica.version(), ahead);
+
+    // The custodian publishes the restored register above it; the replica takes it whole.
+    let pki = primary.stop().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cpreg-primary-under-test"))
+        .args(["restored", "--above", &ahead.to_string(), "--config"])
+        .arg(pki.primary_dir().join("primary.toml"))
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let primary = TestPrimary::restart_on(pki, addr).await;
+    let (version, root, _) = primary.head().await;
+    assert_eq!(version, ahead + 1);
+    replica.wait_for(AUTHORITY, version).await;
+    assert_eq!(replica.status(AUTHORITY).state_root, root);
+    assert!(
+        projected(&replica, "LOST1").is_none(),
+        "what the backup never had is gone from the replica too"
+    );
+    replica.replica.stop().await;
+    primary.stop().await;
+}

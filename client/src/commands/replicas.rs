@@ -12,8 +12,15 @@ pub async fn run(profile: &Profile, out: Output) -> Result<(), CliError> {
         .list_replicas(pb::ListReplicasRequest {})
         .await?
         .into_inner();
+    let head = profile
+        .register()
+        .await?
+        .get_authority(pb::GetAuthorityRequest {})
+        .await?
+        .into_inner()
+        .published_version;
     out.emit(&reply, || {
-        let mut text = format!("{} replica(s)\n", reply.replicas.len());
+        let mut text = format!("{} replica(s); the primary publishes version {head}\n", reply.replicas.len());
         for r in &reply.replicas {
             let as_of = chrono::DateTime::from_timestamp(r.as_of, 0)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -27,6 +34,9 @@ pub async fn run(profile: &Profile, out: Output) -> Result<(), CliError> {
                 r.outbox_backlog,
                 r.last_contact
             );
+            if r.version > head {
+                text += "           AHEAD of the primary: was the register restored from a backup? Run `cpreg-primary restored --above VERSION`\n";
+            }
         }
         text
     })

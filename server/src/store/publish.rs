@@ -289,6 +289,27 @@ impl Store {
         Ok(version)
     }
 
+    /// Publishes the current projection as a version above `above`, for a register restored
+    /// from a backup while replicas hold versions it never had (they refuse anything older as a
+    /// rollback). The new version changes no entry; replicas whose version the log does not know
+    /// get it as a full snapshot. Returns the version now current.
+    pub fn publish_above(&self, above: u64) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut head = read_head(&txn)?;
+        if above < head.version {
+            txn.abort()?;
+            return Ok(head.version);
+        }
+        head.version = above + 1;
+        txn.open_table(VERSION_CHANGES)?
+            .insert(head.version, [].as_slice())?;
+        txn.open_table(VERSION_HEADS)?
+            .insert(head.version, serde_json::to_vec(&head)?.as_slice())?;
+        txn.commit()?;
+        self.announce(Some(head.version));
+        Ok(head.version)
+    }
+
     /// Publishes the authority's own numbers, if they changed.
     pub fn publish_authority_info(
         &self,
