@@ -2,7 +2,9 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::{CHILDREN, ORGANISATIONS, RELEASES, Recorder, Store, StoreError, decode, encode};
+use super::{
+    CHILDREN, ORGANISATIONS, RELEASES, Recorder, Store, StoreError, decode, decode_all, encode,
+};
 use crate::record::{ChildRecord, HistoricRelease, Organisation, Plan, ReleaseStatus};
 
 impl Store {
@@ -65,13 +67,7 @@ impl Store {
 
     pub fn list_organisations(&self) -> Result<Vec<Organisation>, StoreError> {
         let txn = self.db.begin_read()?;
-        txn.open_table(ORGANISATIONS)?
-            .iter()?
-            .map(|row| {
-                row.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode(v.value()))
-            })
-            .collect()
+        decode_all(&txn.open_table(ORGANISATIONS)?)
     }
 
     /// Records another authority's request for a child's historic plans, pending the
@@ -168,13 +164,7 @@ impl Store {
 
     pub fn list_historic_releases(&self) -> Result<Vec<HistoricRelease>, StoreError> {
         let txn = self.db.begin_read()?;
-        txn.open_table(RELEASES)?
-            .iter()?
-            .map(|row| {
-                row.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode(v.value()))
-            })
-            .collect()
+        decode_all(&txn.open_table(RELEASES)?)
     }
 
     /// The ended plans of an approved request. Each release is itself audited.

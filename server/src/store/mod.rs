@@ -236,3 +236,14 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     Ok(serde_json::from_slice(bytes)?)
 }
+
+/// Every value of a table, decoded, in key order.
+fn decode_all<K, T>(
+    table: &impl redb::ReadableTable<K, &'static [u8]>,
+) -> Result<Vec<T>, StoreError>
+where
+    K: redb::Key + 'static,
+    T: serde::de::DeserializeOwned,
+{
+    table.iter()?.map(|row| decode(row?.1.value())).collect()
+}

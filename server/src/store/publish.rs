@@ -17,7 +17,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{CHILDREN, ORGANISATIONS, Store, StoreError, decode};
+use super::{CHILDREN, ORGANISATIONS, Store, StoreError, decode, decode_all};
 use crate::projection;
 use crate::record::{ChildRecord, Organisation};
 
@@ -330,25 +330,11 @@ impl Store {
         let today = self.clock.today();
         let txn = self.db.begin_write()?;
         let mut publication = Publication::default();
-        let records: Vec<ChildRecord> = txn
-            .open_table(CHILDREN)?
-            .iter()?
-            .map(|row| {
-                row.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode(v.value()))
-            })
-            .collect::<Result<_, _>>()?;
+        let records: Vec<ChildRecord> = decode_all(&txn.open_table(CHILDREN)?)?;
         for record in &records {
             publication.child(&txn, record, today)?;
         }
-        let orgs: Vec<Organisation> = txn
-            .open_table(ORGANISATIONS)?
-            .iter()?
-            .map(|row| {
-                row.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode(v.value()))
-            })
-            .collect::<Result<_, _>>()?;
+        let orgs: Vec<Organisation> = decode_all(&txn.open_table(ORGANISATIONS)?)?;
         for org in &orgs {
             publication.organisation(&org.id, Some(org));
         }

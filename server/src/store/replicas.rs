@@ -1,9 +1,9 @@
 //! What each replica last reported: its version, as-of time and backlog, for the custodian.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, decode_all, encode};
 
 /// Each replica's last report, by site.
 pub(super) const REPLICAS: TableDefinition<&str, &[u8]> = TableDefinition::new("replicas");
@@ -33,12 +33,6 @@ impl Store {
 
     pub fn replica_reports(&self) -> Result<Vec<ReplicaReport>, StoreError> {
         let txn = self.db.begin_read()?;
-        txn.open_table(REPLICAS)?
-            .iter()?
-            .map(|row| {
-                row.map_err(StoreError::from)
-                    .and_then(|(_, v)| decode(v.value()))
-            })
-            .collect()
+        decode_all(&txn.open_table(REPLICAS)?)
     }
 }
