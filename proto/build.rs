@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/cpreg/v1/register.proto",
         "proto/cpreg/v1/replication.proto",
+        "proto/cpreg/v1/lookup.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -30,6 +31,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("cpreg.v1.RowAck.outcome", "crate::json::row_outcome"),
         ("cpreg.v1.ProjectedChild.gender", "crate::json::gender"),
+        ("cpreg.v1.ChildQuery.gender", "crate::json::gender"),
+        ("cpreg.v1.Candidate.categories", "crate::json::categories"),
+        ("cpreg.v1.Candidate.confidence", "crate::json::confidence"),
+        (
+            "cpreg.v1.LookupAnswer.outcome",
+            "crate::json::lookup_outcome",
+        ),
+        (
+            "cpreg.v1.RecordCallbackRequest.outcome",
+            "crate::json::callback_outcome",
+        ),
         (
             "cpreg.v1.ProjectedChild.categories",
             "crate::json::categories",

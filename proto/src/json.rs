@@ -34,6 +34,9 @@ enum_field!(
 enum_field!(release_status, pb::ReleaseStatus, "RELEASE_STATUS_");
 enum_field!(row_outcome, pb::RowOutcome, "ROW_OUTCOME_");
 enum_field!(manifest_kind, pb::ManifestKind, "MANIFEST_KIND_");
+enum_field!(confidence, pb::Confidence, "CONFIDENCE_");
+enum_field!(lookup_outcome, pb::LookupOutcome, "LOOKUP_OUTCOME_");
+enum_field!(callback_outcome, pb::CallbackOutcome, "CALLBACK_OUTCOME_");
 
 /// The spelling of a category in JSON, CSV and on the command line.
 pub fn category_name(value: i32) -> String {

@@ -6,9 +6,11 @@
 //! - [`role`]: the roles carried in client certificates and how they are encoded.
 //! - [`json`]: how generated messages are written as JSON.
 //! - [`snapshot`]: signed snapshots and deltas: manifests, payloads, state roots, checks.
+//! - [`criteria`]: the least a lookup must give, so the register cannot be browsed.
 //! - [`audit`]: the audit chain's exact bytes, hashing, checkpoints and verification.
 
 pub mod audit;
+pub mod criteria;
 pub mod ident;
 pub mod json;
 pub mod role;
