@@ -1,5 +1,6 @@
 //! The replica's storage: the only code that opens redb tables. It holds each authority's entries,
-//! the trusted state they were proved against, and the key rotations followed. A version is
+//! the trusted state they were proved against, the key rotations followed, and every enquiry
+//! with its outbox ([`enquiries`]). A version is
 //! applied in one write transaction that is committed only once the register it produces matches
 //! the signed state root, so readers see the last good version until the new one is proved.
 
@@ -13,6 +14,10 @@ use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
     TableDefinition, WriteTransaction,
 };
+
+mod enquiries;
+
+pub use enquiries::{Enquiry, EnquiryPath, EnquiryState};
 
 /// Every authority's entries by (authority, entry key): the projection lookups will read.
 const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
@@ -124,6 +129,9 @@ impl Store {
         txn.open_table(ENTRIES)?;
         txn.open_table(TRUSTED)?;
         txn.open_table(ROTATIONS)?;
+        txn.open_table(enquiries::ENQUIRIES)?;
+        txn.open_table(enquiries::OUTBOX)?;
+        txn.open_table(enquiries::COUNTERS)?;
         txn.commit()?;
         Ok(Store {
             db: Handle::ReadWrite(db),

@@ -1,0 +1,310 @@
+//! Every enquiry the replica answers, refuses or holds for a call-back, kept durably with an
+//! outbox entry in the same transaction, before any answer leaves (DESIGN sections 5 and 6).
+//! The outbox is what the reporter sends to the primary; an enquiry stays in it until the
+//! primary has acknowledged it.
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+
+/// Every enquiry by reference, as JSON of [`Enquiry`].
+pub(super) const ENQUIRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("enquiries");
+/// Enquiries (by reference) not yet acknowledged by their primary, in the order recorded.
+pub(super) const OUTBOX: TableDefinition<u64, &str> = TableDefinition::new("enquiry_outbox");
+/// The last enquiry number handed out, per day: references are `SITE-YYYYMMDD-NNNNNN`.
+pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("enquiry_counters");
+
+/// How the enquirer reached the register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "path", rename_all = "kebab-case")]
+pub enum EnquiryPath {
+    /// A registered terminal of a listed organisation at the site.
+    Terminal {
+        terminal: String,
+        organisation: String,
+        operator: String,
+        operator_role: String,
+    },
+    /// A phone enquiry taken by a duty worker and verified by calling the directory's number.
+    Callback {
+        duty_worker: String,
+        enquirer: String,
+        enquirer_role: String,
+        organisation_id: String,
+        number_given: String,
+        callback_number: String,
+    },
+}
+
+/// Where an enquiry stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum EnquiryState {
+    /// Refused before any search (too little detail, rate limit, unknown organisation...).
+    Refused { why: String },
+    /// Waiting for the duty worker to call the directory's number back.
+    AwaitingCallback { expires_at: DateTime<Utc> },
+    /// The call-back failed, was abandoned or expired: nothing was released.
+    CallbackFailed { outcome: String, at: DateTime<Utc> },
+    /// Answered: what the enquirer was told.
+    Answered {
+        outcome: String,
+        record_ids: Vec<String>,
+        authorities: Vec<String>,
+        advice: String,
+    },
+}
+
+/// One enquiry, as recorded and reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enquiry {
+    pub reference: String,
+    pub at: DateTime<Utc>,
+    pub site: String,
+    pub path: EnquiryPath,
+    /// Why the enquirer suspects significant harm.
+    pub reason: String,
+    /// What was searched, as given.
+    pub searched: serde_json::Value,
+    pub state: EnquiryState,
+    /// Every change of state, oldest first, so the record shows how it got here.
+    pub history: Vec<(DateTime<Utc>, String)>,
+}
+
+impl Store {
+    /// The next reference for `site` on the day of `at`.
+    fn next_reference(
+        txn: &redb::WriteTransaction,
+        site: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let day = at.format("%Y%m%d").to_string();
+        let mut counters = txn.open_table(COUNTERS)?;
+        let next = counters.get(day.as_str())?.map_or(0, |v| v.value()) + 1;
+        counters.insert(day.as_str(), next)?;
+        Ok(format!("{}-{day}-{next:06}", site.to_ascii_uppercase()))
+    }
+
+    /// Records a new enquiry and queues it for the primary, in one transaction; returns it with
+    /// its reference. Nothing may be answered before this returns.
+    pub fn record_enquiry(&self, mut enquiry: Enquiry) -> Result<Enquiry, StoreError> {
+        let txn = self.write()?;
+        enquiry.reference = Self::next_reference(&txn, &enquiry.site, enquiry.at)?;
+        enquiry
+            .history
+            .push((enquiry.at, state_word(&enquiry.state)));
+        write_and_queue(&txn, &enquiry)?;
+        txn.commit()?;
+        Ok(enquiry)
+    }
+
+    /// Moves an enquiry to a new state (a call-back confirmed, failed or expired) and queues it
+    /// again, so the primary hears how it ended.
+    pub fn update_enquiry(
+        &self,
+        reference: &str,
+        state: EnquiryState,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Enquiry>, StoreError> {
+        let txn = self.write()?;
+        let found = {
+            let table = txn.open_table(ENQUIRIES)?;
+            let value = table.get(reference)?;
+            value.map(|v| serde_json::from_slice::<Enquiry>(v.value()))
+        };
+        let Some(found) = found else {
+            txn.abort()?;
+            return Ok(None);
+        };
+        let mut enquiry = found.map_err(|e| StoreError::Corrupt {
+            authority: String::new(),
+            message: e.to_string(),
+        })?;
+        enquiry.history.push((at, state_word(&state)));
+        enquiry.state = state;
+        write_and_queue(&txn, &enquiry)?;
+        txn.commit()?;
+        Ok(Some(enquiry))
+    }
+
+    pub fn enquiry(&self, reference: &str) -> Result<Option<Enquiry>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ENQUIRIES)?;
+        let value = table.get(reference)?;
+        value
+            .map(|v| serde_json::from_slice(v.value()))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                authority: String::new(),
+                message: e.to_string(),
+            })
+    }
+
+    /// How many enquiries wait to reach their primary.
+    pub fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(OUTBOX)?.len()?)
+    }
+
+    /// The oldest `limit` enquiries waiting for their primary, with their outbox positions.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Enquiry)>, StoreError> {
+        let txn = self.read()?;
+        let outbox = txn.open_table(OUTBOX)?;
+        let enquiries = txn.open_table(ENQUIRIES)?;
+        let mut out = Vec::new();
+        for row in outbox.iter()?.take(limit) {
+            let (position, reference) = row?;
+            if let Some(value) = enquiries.get(reference.value())? {
+                let enquiry =
+                    serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+                        authority: String::new(),
+                        message: e.to_string(),
+                    })?;
+                out.push((position.value(), enquiry));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The primary acknowledged these outbox positions: they leave the outbox (the enquiries
+    /// themselves stay, for the site's own record, until retention removes them).
+    pub fn delivered(&self, positions: &[u64]) -> Result<(), StoreError> {
+        let txn = self.write()?;
+        {
+            let mut outbox = txn.open_table(OUTBOX)?;
+            for p in positions {
+                outbox.remove(*p)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn state_word(state: &EnquiryState) -> String {
+    match state {
+        EnquiryState::Refused { .. } => "refused",
+        EnquiryState::AwaitingCallback { .. } => "awaiting call-back",
+        EnquiryState::CallbackFailed { .. } => "call-back failed",
+        EnquiryState::Answered { .. } => "answered",
+    }
+    .to_owned()
+}
+
+fn write_and_queue(txn: &redb::WriteTransaction, enquiry: &Enquiry) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(enquiry).map_err(|e| StoreError::Corrupt {
+        authority: String::new(),
+        message: e.to_string(),
+    })?;
+    txn.open_table(ENQUIRIES)?
+        .insert(enquiry.reference.as_str(), bytes.as_slice())?;
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let next = outbox.last()?.map_or(0, |(k, _)| k.value() + 1);
+    outbox.insert(next, enquiry.reference.as_str())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enquiry(at: DateTime<Utc>) -> Enquiry {
+        Enquiry {
+            reference: String::new(),
+            at,
+            site: "ae".into(),
+            path: EnquiryPath::Terminal {
+                terminal: "A&E workstation 1".into(),
+                organisation: "st-elsewhere-ae".into(),
+                operator: "Dr A. Patel".into(),
+                operator_role: "ED registrar".into(),
+            },
+            reason: "Unexplained bruising".into(),
+            searched: serde_json::json!({ "surname": "Evans" }),
+            state: EnquiryState::Refused {
+                why: "missing the date of birth".into(),
+            },
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_enquiry_gets_a_reference_and_waits_in_the_outbox_until_delivered() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("replica.redb")).expect("store");
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:00:00Z")
+            .expect("time")
+            .to_utc();
+        let first = store.record_enquiry(enquiry(at)).expect("recorded");
+        let second = store.record_enquiry(enquiry(at)).expect("recorded");
+        assert_eq!(
+            (first.reference.as_str(), second.reference.as_str()),
+            ("AE-20261122-000001", "AE-20261122-000002")
+        );
+        assert_eq!(store.outbox_backlog().expect("backlog"), 2);
+        let waiting = store.outbox(10).expect("outbox");
+        store.delivered(&[waiting[0].0]).expect("delivered");
+        assert_eq!(store.outbox_backlog().expect("backlog"), 1);
+        assert!(
+            store.enquiry(&first.reference).expect("read").is_some(),
+            "delivered enquiries stay on record"
+        );
+    }
+
+    #[test]
+    fn a_failed_callback_is_recorded_and_reported_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("replica.redb")).expect("store");
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:00:00Z")
+            .expect("time")
+            .to_utc();
+        let mut waiting = enquiry(at);
+        waiting.state = EnquiryState::AwaitingCallback {
+            expires_at: at + chrono::Duration::minutes(30),
+        };
+        let recorded = store.record_enquiry(waiting).expect("recorded");
+        let failed = EnquiryState::CallbackFailed {
+            outcome: "no-answer".into(),
+            at,
+        };
+        let updated = store
+            .update_enquiry(&recorded.reference, failed, at)
+            .expect("update")
+            .expect("found");
+        assert_eq!(updated.history.len(), 2);
+        assert_eq!(
+            store.outbox_backlog().expect("backlog"),
+            2,
+            "the primary hears how it ended"
+        );
+        assert!(
+            store
+                .update_enquiry(
+                    "AE-19990101-000001",
+                    EnquiryState::Refused { why: String::new() },
+                    at
+                )
+                .expect("update")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn enquiries_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("replica.redb");
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:00:00Z")
+            .expect("time")
+            .to_utc();
+        let reference = Store::open(&path)
+            .expect("store")
+            .record_enquiry(enquiry(at))
+            .expect("recorded")
+            .reference;
+        let store = Store::open(&path).expect("reopen");
+        assert!(store.enquiry(&reference).expect("read").is_some());
+        assert_eq!(store.outbox_backlog().expect("backlog"), 1);
+    }
+}
