@@ -298,6 +298,33 @@ impl DevCa {
         self.sign(&params)
     }
 
+    /// A terminal's certificate: role terminal at `site`, belonging to the directory
+    /// organisation `organisation` (named in a SAN URI, see `cpreg_proto::role`).
+    pub fn issue_terminal(
+        &self,
+        name: &str,
+        site: &str,
+        organisation: &str,
+        days: u32,
+    ) -> Result<Issued, PkiError> {
+        check_text("holder name", name)?;
+        check_text("site", site)?;
+        check_text("organisation", organisation)?;
+        let now = SystemTime::now();
+        let mut params = leaf_params(name, Role::Terminal, &self.authority);
+        params.distinguished_name.push(DnType::LocalityName, site);
+        let uri = format!(
+            "{}{organisation}",
+            cpreg_proto::role::ORGANISATION_URI_PREFIX
+        );
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.as_str().try_into()?));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        set_validity(&mut params, backdate(now), add_days(now, days)?)?;
+        self.sign(&params)
+    }
+
     /// Generates a fresh key and signs `params` for it with the CA key.
     fn sign(&self, params: &CertificateParams) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
@@ -499,6 +526,26 @@ fn write_secret(path: &Path, contents: &str) -> Result<(), PkiError> {
 /// Writes a public file (certificate, authority id) with the default mode.
 fn write_public(path: &Path, contents: &str) -> Result<(), PkiError> {
     fs::write(path, contents).map_err(|e| io_error("write", path, e))
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::*;
+
+    #[test]
+    fn a_terminal_certificate_names_its_organisation_and_site() {
+        let ca = DevCa::create("demo-borough").expect("ca");
+        let issued = ca
+            .issue_terminal("A&E workstation 1", "ae", "st-elsewhere-ae", 30)
+            .expect("issued");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(issued.cert_pem.as_bytes()).expect("pem");
+        let der = pem.contents;
+        let holder = cpreg_proto::role::CertificateHolder::from_der(&der).expect("parses");
+        assert_eq!(holder.role, Role::Terminal);
+        assert_eq!(holder.site.as_deref(), Some("ae"));
+        assert_eq!(holder.organisation.as_deref(), Some("st-elsewhere-ae"));
+        assert_eq!(holder.authority, "demo-borough");
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! The roles a client certificate can carry, and how they are written into it.
 //!
 //! A certificate issued by the authority's CA names its holder in the subject's common name (CN),
-//! the role in the organisational unit (OU), and the site (for replicas and terminals) in the
-//! locality (L). The primary and replicas read exactly these attributes; `cpreg pki` writes them.
+//! the role in the organisational unit (OU), the authority in the organisation (O), and the site
+//! (for replicas and terminals) in the locality (L). A terminal's certificate also names the
+//! directory organisation it belongs to, as a subject alternative name URI
+//! `urn:cpreg:organisation:<id>`. The primary and replicas read exactly these; `cpreg pki`
+//! writes them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,6 +67,61 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// The URI prefix naming a terminal's organisation in its certificate.
+pub const ORGANISATION_URI_PREFIX: &str = "urn:cpreg:organisation:";
+
+/// The holder of a verified client certificate, as its subject and names say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateHolder {
+    pub role: Role,
+    pub name: String,
+    pub authority: String,
+    pub site: Option<String>,
+    /// For terminals: the directory organisation the terminal belongs to.
+    pub organisation: Option<String>,
+}
+
+impl CertificateHolder {
+    /// How the holder appears in records and the audit chain: "custodian:Jo Bloggs".
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.role, self.name)
+    }
+
+    /// Reads the role encoding from a DER certificate (already verified by TLS).
+    pub fn from_der(der: &[u8]) -> Result<CertificateHolder, String> {
+        use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+        let subject = cert.subject();
+        let first = |mut it: Box<
+            dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>> + '_,
+        >| { it.next().and_then(|a| a.as_str().ok()).map(str::to_owned) };
+        let role = first(Box::new(subject.iter_organizational_unit()))
+            .ok_or("the certificate names no role (OU)")?
+            .parse::<Role>()
+            .map_err(|e| e.to_string())?;
+        let organisation = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .and_then(|san| {
+                san.value.general_names.iter().find_map(|name| match name {
+                    GeneralName::URI(uri) => {
+                        uri.strip_prefix(ORGANISATION_URI_PREFIX).map(str::to_owned)
+                    }
+                    _ => None,
+                })
+            });
+        Ok(CertificateHolder {
+            role,
+            name: first(Box::new(subject.iter_common_name())).unwrap_or_default(),
+            authority: first(Box::new(subject.iter_organization())).unwrap_or_default(),
+            site: first(Box::new(subject.iter_locality())),
+            organisation,
+        })
     }
 }
 

@@ -3,43 +3,9 @@
 
 use cpreg_proto::role::Role;
 use tonic::{Request, Status};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// The holder of a verified client certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub role: Role,
-    pub name: String,
-    pub authority: String,
-    pub site: Option<String>,
-}
-
-impl Caller {
-    /// How the caller appears in revisions and the audit chain: "custodian:Jo Bloggs".
-    pub fn label(&self) -> String {
-        format!("{}:{}", self.role, self.name)
-    }
-
-    /// Reads the role encoding from a DER certificate.
-    pub fn from_certificate(der: &[u8]) -> Result<Caller, String> {
-        let (_, cert) =
-            X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
-        let subject = cert.subject();
-        let first = |mut it: Box<
-            dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>> + '_,
-        >| { it.next().and_then(|a| a.as_str().ok()).map(str::to_owned) };
-        let role = first(Box::new(subject.iter_organizational_unit()))
-            .ok_or("the certificate names no role (OU)")?
-            .parse::<Role>()
-            .map_err(|e| e.to_string())?;
-        Ok(Caller {
-            role,
-            name: first(Box::new(subject.iter_common_name())).unwrap_or_default(),
-            authority: first(Box::new(subject.iter_organization())).unwrap_or_default(),
-            site: first(Box::new(subject.iter_locality())),
-        })
-    }
-}
+/// The holder of a verified client certificate (see `cpreg_proto::role`).
+pub type Caller = cpreg_proto::role::CertificateHolder;
 
 /// Checks the caller holds one of `allowed` roles for this authority. Anything else is
 /// PERMISSION_DENIED, and logged.
@@ -55,7 +21,7 @@ pub fn require<T>(
     let leaf = certs
         .first()
         .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-    let caller = Caller::from_certificate(leaf.as_ref()).map_err(|why| {
+    let caller = Caller::from_der(leaf.as_ref()).map_err(|why| {
         tracing::warn!(rpc, %why, "refused a certificate without a usable role");
         Status::permission_denied(why)
     })?;
