@@ -184,6 +184,7 @@ pub fn replica_config(
         max_snapshot_bytes: 1 << 30,
         freshness_check_seconds: None,
         authorities,
+        lookups: None,
     };
     let path = dir.join("replica.toml");
     let text = toml::to_string(&config).map_err(|e| CliError::Invalid(e.to_string()))?;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cpreg_proto::pb::lookup_client::LookupClient;
 use cpreg_proto::pb::register_client::RegisterClient;
 use cpreg_proto::pb::replication_client::ReplicationClient;
 use cpreg_proto::role::Role;
@@ -140,5 +141,14 @@ impl Profile {
         Ok(ReplicationClient::new(
             self.channel(&self.file.primary).await?,
         ))
+    }
+
+    /// The site replica's lookup service (terminal and duty profiles).
+    pub async fn lookup(&self) -> Result<LookupClient<Channel>, ProfileError> {
+        let address = self.file.replica.clone().ok_or_else(|| ProfileError::Parse {
+            path: self.dir.join(PROFILE_FILE),
+            message: "this profile names no replica: lookups go to the site's replica (set `replica = \"https://...\"`)".into(),
+        })?;
+        Ok(LookupClient::new(self.channel(&address).await?))
     }
 }

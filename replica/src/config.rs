@@ -30,6 +30,44 @@ pub struct Config {
     /// Every authority whose register this replica holds (a London A&E sees many boroughs).
     #[serde(rename = "authority")]
     pub authorities: Vec<AuthorityConfig>,
+    /// Where the site's terminals and duty workers reach the replica; without it the replica
+    /// follows its primaries but answers no lookups.
+    #[serde(default)]
+    pub lookups: Option<LookupConfig>,
+}
+
+/// The lookup service at the site.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    /// gRPC over mutual TLS, for terminals' and duty workers' certificates.
+    pub listen: std::net::SocketAddr,
+    /// The replica's server certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that issued the site's terminal certificates (the home authority's).
+    pub client_ca: PathBuf,
+    /// Lookups each operator may make in an hour; 0 lifts the limit (load tests only).
+    #[serde(default = "default_rate_limit_per_hour")]
+    pub rate_limit_per_hour: u32,
+    /// Lookups the whole site may make in an hour; 0 lifts the limit.
+    #[serde(default = "default_site_rate_limit_per_hour")]
+    pub site_rate_limit_per_hour: u32,
+    /// How long a call-back ticket waits for the duty worker to confirm the enquirer.
+    #[serde(default = "default_callback_minutes")]
+    pub callback_ticket_minutes: u64,
+}
+
+fn default_rate_limit_per_hour() -> u32 {
+    60
+}
+
+fn default_site_rate_limit_per_hour() -> u32 {
+    1_000
+}
+
+fn default_callback_minutes() -> u64 {
+    30
 }
 
 /// One trusted authority: where its primary is and which keys it signs with.

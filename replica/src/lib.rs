@@ -21,6 +21,8 @@ pub mod clock;
 pub mod config;
 pub mod import;
 pub mod intake;
+pub mod lookup;
+pub mod matching;
 pub mod status;
 pub mod store;
 pub mod subscriber;
@@ -98,6 +100,72 @@ pub struct Replica {
     /// Set to `true` to stop every subscriber.
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Where the lookup service listens, when the configuration asks for one.
+    lookup_addr: Option<std::net::SocketAddr>,
+}
+
+/// Starts the lookup service over mutual TLS; it stops when `shutdown` turns true.
+async fn serve_lookups(
+    config: &Config,
+    lookups: &config::LookupConfig,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, JoinHandle<()>), ReplicaError> {
+    use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+    let read = |what: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|source| ReplicaError::Read {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            read("lookup certificate", &lookups.cert)?,
+            read("lookup key", &lookups.key)?,
+        ))
+        .client_ca_root(Certificate::from_pem(read(
+            "terminal CA",
+            &lookups.client_ca,
+        )?));
+    let listener = tokio::net::TcpListener::bind(lookups.listen)
+        .await
+        .map_err(|source| ReplicaError::Read {
+            what: "lookup listen address",
+            path: PathBuf::from(lookups.listen.to_string()),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ReplicaError::Read {
+        what: "lookup listen address",
+        path: PathBuf::from(lookups.listen.to_string()),
+        source,
+    })?;
+    let service =
+        lookup::LookupService::new(store, Arc::new(config.clone()), lookups.clone(), clock);
+    let router = Server::builder()
+        .tls_config(tls)
+        .map_err(|e| ReplicaError::Primary {
+            authority: String::new(),
+            message: format!("lookup TLS: {e}"),
+        })?
+        .add_service(cpreg_proto::pb::lookup_server::LookupServer::new(service));
+    let task = tokio::spawn(async move {
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let stop = async move {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(error) = router.serve_with_incoming_shutdown(incoming, stop).await {
+            tracing::error!(%error, "lookup service stopped");
+        }
+    });
+    tracing::info!(%addr, "lookups served");
+    Ok((addr, task))
 }
 
 /// Installs ring as the process's TLS provider; a second call is harmless.
@@ -212,10 +280,25 @@ impl Replica {
                 link,
             });
         }
-        let tasks = subscribers
+        let mut tasks: Vec<JoinHandle<()>> = subscribers
             .into_iter()
             .map(|s| tokio::spawn(s.run()))
             .collect();
+        let lookup_addr = match &config.lookups {
+            Some(lookups) => {
+                let (addr, task) = serve_lookups(
+                    &config,
+                    lookups,
+                    store.clone(),
+                    clock.clone(),
+                    watcher.clone(),
+                )
+                .await?;
+                tasks.push(task);
+                Some(addr)
+            }
+            None => None,
+        };
         tracing::info!(site = %config.site, authorities = followed.len(), "replica started");
         Ok(Replica {
             config,
@@ -224,7 +307,13 @@ impl Replica {
             followed,
             shutdown,
             tasks,
+            lookup_addr,
         })
+    }
+
+    /// Where the lookup service listens (port 0 in the configuration picks a free one).
+    pub fn lookup_addr(&self) -> Option<std::net::SocketAddr> {
+        self.lookup_addr
     }
 
     /// Where each authority's copy stands now, in configuration order.

@@ -68,6 +68,9 @@ pub struct Enquiry {
     pub reason: String,
     /// What was searched, as given.
     pub searched: serde_json::Value,
+    /// The query itself (hex of the encoded `ChildQuery`), for a search run after a call-back.
+    #[serde(default)]
+    pub query: String,
     pub state: EnquiryState,
     /// Every change of state, oldest first, so the record shows how it got here.
     pub history: Vec<(DateTime<Utc>, String)>,
@@ -223,6 +226,7 @@ mod tests {
             },
             reason: "Unexplained bruising".into(),
             searched: serde_json::json!({ "surname": "Evans" }),
+            query: String::new(),
             state: EnquiryState::Refused {
                 why: "missing the date of birth".into(),
             },

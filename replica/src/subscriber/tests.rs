@@ -193,6 +193,7 @@ fn config(dir: &std::path::Path, primary: String, tls: TlsConfig) -> Config {
             public_keys: vec![hex::encode(key.as_bytes())],
             tls,
         }],
+        lookups: None,
     }
 }
 

@@ -1,0 +1,335 @@
+//! Lookups at a site replica over mutual TLS, as A&E and the EDT make them at night: a
+//! registered terminal asks directly; a duty worker takes a phone enquiry and releases the
+//! answer only after calling the organisation's verified number back. Every enquiry, answered
+//! or refused, is on record before the answer leaves.
+
+use cpreg_proto::pb::{self, Category};
+use cpreg_proto::role::Role;
+use cpreg_tests::replica::{
+    TestReplica, authority_entry, lookup_config, replica_config, terminal_profile,
+};
+use cpreg_tests::{AUTHORITY, TestPrimary, child_details, plan_start};
+use tonic::Code;
+
+/// A primary with one child on a plan and the directory, and a replica at `site` serving lookups.
+async fn site(site: &str) -> (TestPrimary, TestReplica) {
+    let primary = TestPrimary::start().await;
+    let mut c = primary.client(Role::Custodian).await;
+    c.create_child(pb::CreateChildRequest {
+        record_id: "C1".into(),
+        details: Some(child_details("Amelia", "Evans", "2019-04-23")),
+    })
+    .await
+    .expect("child");
+    c.start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
+        .await
+        .expect("plan");
+    for (id, name, number, org_site) in [
+        (
+            "st-elsewhere-ae",
+            "St Elsewhere Emergency Department",
+            "01632 960 100",
+            "ae",
+        ),
+        (
+            "demo-edt",
+            "Demo Emergency Duty Team",
+            "01632 960 200",
+            "edt",
+        ),
+        ("gp-ooh", "GP Out of Hours", "01632 960 400", "edt"),
+    ] {
+        c.put_organisation(pb::PutOrganisationRequest {
+            organisation: Some(pb::Organisation {
+                id: id.into(),
+                name: name.into(),
+                kind: pb::OrganisationKind::EmergencyDepartment.into(),
+                callback_number: number.into(),
+                site: org_site.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("organisation");
+    }
+    let mut config = replica_config(
+        &primary.pki,
+        site,
+        vec![authority_entry(&primary.pki, site, &primary.url)],
+    );
+    config.lookups = Some(lookup_config(&primary.pki, site));
+    let replica = TestReplica::start_with(config).await;
+    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+    (primary, replica)
+}
+
+fn query(given: &str, surname: &str, dob: &str) -> pb::ChildQuery {
+    pb::ChildQuery {
+        given_names: given.into(),
+        surname: surname.into(),
+        date_of_birth: dob.into(),
+        ..Default::default()
+    }
+}
+
+fn lookup(child: pb::ChildQuery) -> pb::LookupRequest {
+    pb::LookupRequest {
+        child: Some(child),
+        operator_name: "Dr Asha Patel".into(),
+        operator_role: "ED registrar".into(),
+        reason: "Unexplained bruising on a toddler".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ae_terminal_finds_a_child_with_a_plan_and_the_enquiry_is_recorded_first() {
+    let (primary, replica) = site("ae").await;
+    let addr = replica.replica.lookup_addr().expect("lookups served");
+    let terminal = terminal_profile(
+        &primary.pki,
+        "A&E workstation 1",
+        "ae",
+        "st-elsewhere-ae",
+        addr,
+    );
+    let answer = terminal
+        .lookup()
+        .await
+        .expect("connect")
+        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(
+        answer.outcome,
+        i32::from(pb::LookupOutcome::Match),
+        "{answer:?}"
+    );
+    let found = &answer.candidates[0];
+    assert_eq!(
+        (found.record_id.as_str(), found.lead_social_worker.as_str()),
+        ("C1", "Sam Okafor")
+    );
+    assert_eq!(found.edt_phone, "020 7946 0999");
+    assert!(answer.advice.contains("Sam Okafor"), "{}", answer.advice);
+    assert!(!answer.stale);
+    let recorded = replica
+        .replica
+        .store()
+        .enquiry(&answer.enquiry_reference)
+        .expect("read")
+        .expect("on record");
+    assert!(matches!(
+        recorded.state,
+        cpreg_replica::store::EnquiryState::Answered { .. }
+    ));
+    assert_eq!(
+        replica.replica.store().outbox_backlog().expect("backlog"),
+        1
+    );
+    replica.replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_record_says_what_was_searched_and_never_that_the_child_is_safe() {
+    let (primary, replica) = site("ae").await;
+    let terminal = terminal_profile(
+        &primary.pki,
+        "A&E workstation 1",
+        "ae",
+        "st-elsewhere-ae",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let answer = terminal
+        .lookup()
+        .await
+        .expect("connect")
+        .lookup(lookup(query("Oscar", "Whitfield", "2018-02-02")))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::NoRecord));
+    assert!(
+        answer.advice.contains("Oscar Whitfield, born 2018-02-02"),
+        "{}",
+        answer.advice
+    );
+    assert!(
+        answer.advice.contains("does not mean the child is safe"),
+        "{}",
+        answer.advice
+    );
+    assert!(!answer.as_of.is_empty());
+    replica.replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_with_too_little_detail_is_refused_naming_what_is_missing_and_recorded() {
+    let (primary, replica) = site("ae").await;
+    let terminal = terminal_profile(
+        &primary.pki,
+        "A&E workstation 1",
+        "ae",
+        "st-elsewhere-ae",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let err = terminal
+        .lookup()
+        .await
+        .expect("connect")
+        .lookup(lookup(query("Amelia", "Evans", "")))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("missing the date of birth"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        replica.replica.store().outbox_backlog().expect("backlog"),
+        1,
+        "the refusal is on record too"
+    );
+    replica.replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
+    let (primary, replica) = site("ae").await;
+    let addr = replica.replica.lookup_addr().expect("addr");
+    let unknown = terminal_profile(&primary.pki, "Kiosk", "ae", "unlisted-clinic", addr);
+    let err = unknown
+        .lookup()
+        .await
+        .expect("connect")
+        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("not in the directory"),
+        "{}",
+        err.message()
+    );
+    // A terminal of another site is refused as well.
+    let elsewhere = terminal_profile(&primary.pki, "EDT desk", "edt", "demo-edt", addr);
+    let err = elsewhere
+        .lookup()
+        .await
+        .expect("connect")
+        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    replica.replica.stop().await;
+}
+
+fn phone_enquiry() -> pb::OpenEnquiryRequest {
+    pb::OpenEnquiryRequest {
+        child: Some(query("Amelia", "Evans", "2019-04-23")),
+        enquirer_name: "Dr Lee".into(),
+        enquirer_role: "GP".into(),
+        organisation_id: "gp-ooh".into(),
+        number_given: "07700 900123".into(),
+        reason: "Child seen with burns".into(),
+        duty_worker: "Sam (EDT)".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_call_back_releases_the_answer_to_the_directory_number_only() {
+    let (primary, replica) = site("edt").await;
+    let duty = terminal_profile(
+        &primary.pki,
+        "EDT duty desk",
+        "edt",
+        "demo-edt",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let mut client = duty.lookup().await.expect("connect");
+    let ticket = client
+        .open_enquiry(phone_enquiry())
+        .await
+        .expect("opened")
+        .into_inner();
+    assert_eq!(
+        ticket.callback_number, "01632960400",
+        "the directory's number, not the caller's"
+    );
+    let answer = client
+        .record_callback(pb::RecordCallbackRequest {
+            enquiry_reference: ticket.enquiry_reference.clone(),
+            outcome: pb::CallbackOutcome::Confirmed.into(),
+            note: String::new(),
+        })
+        .await
+        .expect("released")
+        .into_inner();
+    assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::Match));
+    assert_eq!(answer.enquiry_reference, ticket.enquiry_reference);
+    replica.replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_or_expired_call_back_releases_nothing_and_is_recorded() {
+    let (primary, replica) = site("edt").await;
+    let duty = terminal_profile(
+        &primary.pki,
+        "EDT duty desk",
+        "edt",
+        "demo-edt",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let mut client = duty.lookup().await.expect("connect");
+
+    let ticket = client
+        .open_enquiry(phone_enquiry())
+        .await
+        .expect("opened")
+        .into_inner();
+    let err = client
+        .record_callback(pb::RecordCallbackRequest {
+            enquiry_reference: ticket.enquiry_reference.clone(),
+            outcome: pb::CallbackOutcome::NotConfirmed.into(),
+            note: "switchboard had no such doctor".into(),
+        })
+        .await
+        .expect_err("nothing released");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let recorded = replica
+        .replica
+        .store()
+        .enquiry(&ticket.enquiry_reference)
+        .expect("read")
+        .expect("on record");
+    assert!(matches!(
+        recorded.state,
+        cpreg_replica::store::EnquiryState::CallbackFailed { .. }
+    ));
+
+    let ticket = client
+        .open_enquiry(phone_enquiry())
+        .await
+        .expect("opened")
+        .into_inner();
+    replica.clock.advance(chrono::Duration::minutes(31));
+    let err = client
+        .record_callback(pb::RecordCallbackRequest {
+            enquiry_reference: ticket.enquiry_reference.clone(),
+            outcome: pb::CallbackOutcome::Confirmed.into(),
+            note: String::new(),
+        })
+        .await
+        .expect_err("expired");
+    assert!(err.message().contains("expired"), "{}", err.message());
+
+    let mut wrong = phone_enquiry();
+    wrong.organisation_id = "no-such-org".into();
+    let err = client
+        .open_enquiry(wrong)
+        .await
+        .expect_err("unknown organisation");
+    assert_eq!(err.code(), Code::NotFound);
+    replica.replica.stop().await;
+}
