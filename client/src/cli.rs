@@ -44,6 +44,11 @@ pub enum Command {
     /// A development certificate authority and role certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Ask the site's replica whether a child has a plan (a terminal profile).
+    Lookup(commands::lookup::LookupArgs),
+    /// Phone enquiries with call-back verification (a duty profile).
+    #[command(subcommand)]
+    Enquiry(commands::lookup::EnquiryCommand),
     /// Start a primary with a synthetic register and profiles for every role, on loopback.
     Demo(commands::demo::DemoArgs),
 }
@@ -349,6 +354,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             commands::audit::verify(&profile()?, key.as_deref(), out).await
         }
         Command::Pki(cmd) => commands::pki::run(cmd, out),
+        Command::Lookup(args) => commands::lookup::lookup(&profile()?, args, out).await,
+        Command::Enquiry(cmd) => commands::lookup::enquiry(&profile()?, cmd, out).await,
         Command::Demo(args) => commands::demo::run(args, out).await,
     }
 }

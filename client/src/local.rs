@@ -191,3 +191,58 @@ pub fn replica_config(
     std::fs::write(&path, text).map_err(io("config file", &path))?;
     Ok(config)
 }
+
+/// A site replica's lookup service on `listen`: a server certificate under `dir` and the CA of
+/// the site's terminals.
+pub fn lookup_config(
+    dir: &Path,
+    ca: &DevCa,
+    listen: SocketAddr,
+    rate_limit_per_hour: u32,
+) -> Result<cpreg_replica::config::LookupConfig, CliError> {
+    let tls = dir.join("lookup-tls");
+    std::fs::create_dir_all(&tls).map_err(io("folder", &tls))?;
+    if !tls.join("cert.pem").exists() {
+        let issued = ca.issue_server("cpreg-replica", &["localhost".into(), "127.0.0.1".into()])?;
+        write_issued(&issued, &tls.join("cert.pem"), &tls.join("key.pem"))?;
+        std::fs::write(tls.join("ca.pem"), ca.ca_pem())
+            .map_err(io("CA file", &tls.join("ca.pem")))?;
+    }
+    Ok(cpreg_replica::config::LookupConfig {
+        listen,
+        cert: tls.join("cert.pem"),
+        key: tls.join("key.pem"),
+        client_ca: tls.join("ca.pem"),
+        rate_limit_per_hour,
+        site_rate_limit_per_hour: if rate_limit_per_hour == 0 { 0 } else { 1_000 },
+        callback_ticket_minutes: 30,
+    })
+}
+
+/// Writes a terminal's profile folder: a certificate of `organisation` at `site`, dialling the
+/// site's replica for lookups.
+pub fn terminal_profile(
+    out: &Path,
+    ca: &DevCa,
+    name: &str,
+    site: &str,
+    organisation: &str,
+    primary_url: &str,
+    replica_url: &str,
+) -> Result<crate::profile::Profile, CliError> {
+    std::fs::create_dir_all(out).map_err(io("profile folder", out))?;
+    let issued = ca.issue_terminal(name, site, organisation, 30)?;
+    write_issued(&issued, &out.join("cert.pem"), &out.join("key.pem"))?;
+    std::fs::write(out.join("ca.pem"), ca.ca_pem()).map_err(io("CA file", &out.join("ca.pem")))?;
+    let file = crate::profile::ProfileFile {
+        role: cpreg_proto::role::Role::Terminal,
+        name: name.to_owned(),
+        authority: ca.authority().to_owned(),
+        primary: primary_url.to_owned(),
+        server_name: "localhost".into(),
+        replica: Some(replica_url.to_owned()),
+        site: Some(site.to_owned()),
+    };
+    crate::profile::Profile::write(out, &file)?;
+    Ok(crate::profile::Profile::load(Some(out))?)
+}

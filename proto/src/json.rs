@@ -35,7 +35,17 @@ enum_field!(release_status, pb::ReleaseStatus, "RELEASE_STATUS_");
 enum_field!(row_outcome, pb::RowOutcome, "ROW_OUTCOME_");
 enum_field!(manifest_kind, pb::ManifestKind, "MANIFEST_KIND_");
 enum_field!(confidence, pb::Confidence, "CONFIDENCE_");
-enum_field!(lookup_outcome, pb::LookupOutcome, "LOOKUP_OUTCOME_");
+/// Outcomes keep their underscore (`no_record`), as DESIGN section 9 spells them.
+pub fn lookup_outcome<S: Serializer>(value: &i32, s: S) -> Result<S::Ok, S::Error> {
+    match pb::LookupOutcome::try_from(*value) {
+        Ok(v) => s.serialize_str(
+            &v.as_str_name()
+                .trim_start_matches("LOOKUP_OUTCOME_")
+                .to_ascii_lowercase(),
+        ),
+        Err(_) => s.serialize_i32(*value),
+    }
+}
 enum_field!(callback_outcome, pb::CallbackOutcome, "CALLBACK_OUTCOME_");
 
 /// The spelling of a category in JSON, CSV and on the command line.

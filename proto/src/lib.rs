@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`pb`]: the generated gRPC types of package `cpreg.v1`.
 //! - [`ident`]: identifier checks both ends share (NHS number, postcode, dates, phone numbers).
+//! - [`names`]: how names are normalised before they are compared (case, accents, punctuation).
 //! - [`role`]: the roles carried in client certificates and how they are encoded.
 //! - [`json`]: how generated messages are written as JSON.
 //! - [`snapshot`]: signed snapshots and deltas: manifests, payloads, state roots, checks.
@@ -13,6 +14,7 @@ pub mod audit;
 pub mod criteria;
 pub mod ident;
 pub mod json;
+pub mod names;
 pub mod role;
 pub mod snapshot;
 

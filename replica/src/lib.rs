@@ -14,8 +14,10 @@
 //! - [`subscriber`]: the mutual-TLS link to a primary, with reconnects and status reports.
 //! - [`status`]: where each copy stands: version, as-of, staleness, link.
 //! - [`clock`]: the time, settable in tests.
-//!
-//! Lookups, matching and the enquiry outbox come in later issues.
+//! - [`matching`]: finding the child asked about across every authority followed, despite
+//!   typos, nicknames, transliterations and swapped dates, without presenting a sibling.
+//! - [`lookup`]: the lookup service for terminals and duty workers (call-back verification),
+//!   recording every enquiry with its outbox entry before answering.
 
 pub mod clock;
 pub mod config;

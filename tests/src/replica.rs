@@ -97,26 +97,15 @@ impl TestReplica {
     }
 }
 
-/// A lookup service for a replica of `pki`'s authority at `site`: a server certificate and the
-/// authority's CA for the site's terminals.
+/// A lookup service for a replica of `pki`'s authority at `site` (the demo's set-up).
 pub fn lookup_config(pki: &TestPki, site: &str) -> cpreg_replica::config::LookupConfig {
-    let dir = site_dir(pki, site).join("lookup-tls");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let issued = pki
-        .ca
-        .issue_server("cpreg-replica", &["localhost".into(), "127.0.0.1".into()])
-        .expect("server certificate");
-    cpreg::pki::write_issued(&issued, &dir.join("cert.pem"), &dir.join("key.pem")).expect("write");
-    std::fs::write(dir.join("ca.pem"), pki.ca.ca_pem()).expect("ca");
-    cpreg_replica::config::LookupConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-        client_ca: dir.join("ca.pem"),
-        rate_limit_per_hour: 60,
-        site_rate_limit_per_hour: 1_000,
-        callback_ticket_minutes: 30,
-    }
+    cpreg::local::lookup_config(
+        &site_dir(pki, site),
+        &pki.ca,
+        "127.0.0.1:0".parse().expect("addr"),
+        60,
+    )
+    .expect("lookup config")
 }
 
 /// A terminal profile of `organisation` at `site`, dialling the replica at `replica_addr`.
@@ -131,22 +120,15 @@ pub fn terminal_profile(
         "terminal-{site}-{organisation}-{}",
         name.replace(' ', "-")
     ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let issued = pki
-        .ca
-        .issue_terminal(name, site, organisation, 30)
-        .expect("terminal certificate");
-    cpreg::pki::write_issued(&issued, &dir.join("cert.pem"), &dir.join("key.pem")).expect("write");
-    std::fs::write(dir.join("ca.pem"), pki.ca.ca_pem()).expect("ca");
-    let file = cpreg::profile::ProfileFile {
-        role: cpreg_proto::role::Role::Terminal,
-        name: name.into(),
-        authority: pki.ca.authority().into(),
-        primary: "https://127.0.0.1:1".into(),
-        server_name: "localhost".into(),
-        replica: Some(format!("https://127.0.0.1:{}", replica_addr.port())),
-        site: Some(site.into()),
-    };
-    cpreg::profile::Profile::write(&dir, &file).expect("profile");
-    cpreg::profile::Profile::load(Some(&dir)).expect("load")
+    let replica = format!("https://127.0.0.1:{}", replica_addr.port());
+    cpreg::local::terminal_profile(
+        &dir,
+        &pki.ca,
+        name,
+        site,
+        organisation,
+        "https://127.0.0.1:1",
+        &replica,
+    )
+    .expect("terminal profile")
 }

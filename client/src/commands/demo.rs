@@ -40,29 +40,38 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// The profiles the demo writes: folder name, role, holder, site.
-const PROFILES: [(&str, Role, &str, Option<&str>); 5] = [
-    (
-        "custodian",
-        Role::Custodian,
-        "Safeguarding Unit (demo)",
-        None,
-    ),
-    ("auditor", Role::Auditor, "Internal Audit (demo)", None),
+/// The custodian's and auditor's profiles: folder name, role, holder.
+const ADMIN_PROFILES: [(&str, Role, &str); 2] = [
+    ("custodian", Role::Custodian, "Safeguarding Unit (demo)"),
+    ("auditor", Role::Auditor, "Internal Audit (demo)"),
+];
+
+/// Each site's replica and the terminal profile that asks it: folder, holder, site,
+/// directory organisation.
+const TERMINALS: [(&str, &str, &str, &str); 3] = [
     (
         "ae-terminal",
-        Role::Terminal,
         "St Elsewhere A&E workstation 1",
-        Some("ae"),
+        "ae",
+        "st-elsewhere-ae",
     ),
-    ("edt-duty", Role::Terminal, "EDT duty worker", Some("edt")),
+    ("edt-duty", "EDT duty worker", "edt", "demo-edt"),
     (
         "cait-terminal",
-        Role::Terminal,
         "CAIT officer terminal",
-        Some("cait"),
+        "cait",
+        "demo-cait",
     ),
 ];
+
+/// All the profiles the demo writes.
+fn profile_folders() -> Vec<&'static str> {
+    ADMIN_PROFILES
+        .iter()
+        .map(|(f, ..)| *f)
+        .chain(TERMINALS.iter().map(|(f, ..)| *f))
+        .collect()
+}
 
 /// The organisations the demo's directory holds (numbers are Ofcom drama numbers).
 const ORGANISATIONS: [(&str, &str, &str, &str, &str); 5] = [
@@ -124,11 +133,11 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
     };
     let primary = LocalPrimary::start(&dir.join("primary"), &ca, Arc::new(SystemClock)).await?;
     let profiles_dir = dir.join("profiles");
-    for (folder, role, name, site) in PROFILES {
+    for (folder, role, name) in ADMIN_PROFILES {
         let target = ProfileTarget {
             primary: &primary.url,
             replica: None,
-            site,
+            site: None,
             days: 30,
         };
         issue_profile(&ca, role, name, target, &profiles_dir.join(folder))?;
@@ -141,13 +150,31 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
     } else {
         Some(seed(&custodian, &dir, args.records, args.seed, out).await?)
     };
-    let replicas = start_replicas(&dir, &ca, &primary).await?;
+    put_organisations(&custodian).await?;
+    let replicas = start_replicas(&dir, &ca, &primary, args.rate_limit_per_hour).await?;
+    for (folder, name, site, organisation) in TERMINALS {
+        let addr = replicas
+            .iter()
+            .find(|(s, _)| *s == site)
+            .and_then(|(_, r)| r.lookup_addr())
+            .ok_or_else(|| CliError::Invalid(format!("replica {site} serves no lookups")))?;
+        let replica_url = format!("https://127.0.0.1:{}", addr.port());
+        crate::local::terminal_profile(
+            &profiles_dir.join(folder),
+            &ca,
+            name,
+            site,
+            organisation,
+            &primary.url,
+            &replica_url,
+        )?;
+    }
 
     let summary = serde_json::json!({
         "ready": true,
         "dir": dir,
         "primary": primary.url,
-        "profiles": PROFILES.iter().map(|(f, ..)| profiles_dir.join(f)).collect::<Vec<_>>(),
+        "profiles": profile_folders().iter().map(|f| profiles_dir.join(f)).collect::<Vec<_>>(),
         "seeded": seeded,
         "replicas": replicas.iter().map(|(site, r)| {
             let status = r.status();
@@ -155,6 +182,16 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         }).collect::<Vec<_>>(),
         "rate_limit_per_hour": args.rate_limit_per_hour,
     });
+    let example_field = |field: &str| {
+        seeded
+            .as_ref()
+            .and_then(|s| s["example"][field].as_str().map(str::to_owned))
+            .unwrap_or_else(|| match field {
+                "given" => "Amelia".into(),
+                "surname" => "Evans".into(),
+                _ => "2019-04-23".into(),
+            })
+    };
     out.emit(&summary, || {
         let p = profiles_dir.display();
         format!(
@@ -170,10 +207,17 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
              \x20 cpreg --profile {p}/custodian admin import {dir}/seed/register.csv   (again: all unchanged)\n\
              \x20 cpreg --profile {p}/auditor admin audit verify\n\
              \x20 cpreg --profile {p}/custodian admin replicas\n\
-             \x20 cpreg --profile {p}/ae-terminal children list   (refused: wrong role)\n\n\
+             \x20 cpreg --profile {p}/ae-terminal children list   (refused: wrong role)\n\
+             \x20 cpreg --profile {p}/ae-terminal lookup --given \"{given}\" --surname \"{surname}\" --dob {dob} --reason \"Unexplained injury\"\n\
+             \x20 cpreg --profile {p}/ae-terminal lookup --given \"{given}\" --surname \"{surname}\" --reason \"...\"   (refused: says what is missing)\n\
+             \x20 cpreg --profile {p}/edt-duty enquiry open --given \"{given}\" --surname \"{surname}\" --dob {dob} --enquirer \"Dr Lee\" --enquirer-role GP --organisation demo-gp-ooh --reason \"Burns seen at out-of-hours clinic\"\n\
+             \x20 cpreg --profile {p}/edt-duty enquiry callback REFERENCE --outcome confirmed\n\n\
              Ctrl-C stops the demo.",
             url = primary.url,
             dir = dir.display(),
+            given = example_field("given"),
+            surname = example_field("surname"),
+            dob = example_field("dob"),
             replica_lines = replicas
                 .iter()
                 .map(|(site, r)| format!("{site} (version {})", r.status().first().map(|s| s.version).unwrap_or(0)))
@@ -205,6 +249,7 @@ async fn start_replicas(
     dir: &Path,
     ca: &DevCa,
     primary: &LocalPrimary,
+    rate_limit_per_hour: u32,
 ) -> Result<Vec<(&'static str, cpreg_replica::Replica)>, CliError> {
     let public_key = crate::local::primary_public_key(&primary.config)?;
     let mut replicas = Vec::new();
@@ -212,7 +257,14 @@ async fn start_replicas(
         let site_dir = dir.join("replicas").join(site);
         let authority =
             crate::local::replica_authority(&site_dir, site, ca, &primary.url, &public_key)?;
-        let config = crate::local::replica_config(&site_dir, site, vec![authority])?;
+        let mut config = crate::local::replica_config(&site_dir, site, vec![authority])?;
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.lookups = Some(crate::local::lookup_config(
+            &site_dir,
+            ca,
+            listen,
+            rate_limit_per_hour,
+        )?);
         let replica =
             cpreg_replica::Replica::start(config, Arc::new(cpreg_replica::clock::SystemClock))
                 .await
@@ -332,6 +384,23 @@ async fn seed(
             ended += 1;
         }
     }
+    // A child with an active plan, to show a lookup with.
+    let example = children
+        .iter()
+        .find(|c| !c.plan_start_date.is_empty() && !c.date_of_birth.is_empty())
+        .map(|c| serde_json::json!({ "given": c.given_names, "surname": c.surname, "dob": c.date_of_birth }));
+    Ok(serde_json::json!({
+        "children": report.accepted + report.updated + report.unchanged,
+        "rejected": report.rejected,
+        "ended": ended,
+        "csv": csv_path,
+        "example": example,
+    }))
+}
+
+/// The demo's organisation directory (re-verifying the same details changes nothing).
+async fn put_organisations(custodian: &Profile) -> Result<(), CliError> {
+    let mut client = custodian.register().await?;
     for (id, name, kind, number, site) in ORGANISATIONS {
         let kind = match kind {
             "emergency-department" => pb::OrganisationKind::EmergencyDepartment,
@@ -353,11 +422,5 @@ async fn seed(
             })
             .await?;
     }
-    Ok(serde_json::json!({
-        "children": report.accepted + report.updated + report.unchanged,
-        "rejected": report.rejected,
-        "ended": ended,
-        "organisations": ORGANISATIONS.len(),
-        "csv": csv_path,
-    }))
+    Ok(())
 }

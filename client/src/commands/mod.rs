@@ -5,6 +5,7 @@ pub mod children;
 pub mod demo;
 pub mod directory;
 pub mod import;
+pub mod lookup;
 pub mod pki;
 pub mod plans;
 pub mod replicas;
