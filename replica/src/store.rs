@@ -132,6 +132,7 @@ impl Store {
         txn.open_table(enquiries::ENQUIRIES)?;
         txn.open_table(enquiries::OUTBOX)?;
         txn.open_table(enquiries::COUNTERS)?;
+        txn.open_table(enquiries::BY_CHILD)?;
         txn.commit()?;
         Ok(Store {
             db: Handle::ReadWrite(db),

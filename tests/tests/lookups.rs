@@ -13,6 +13,10 @@ use tonic::Code;
 
 /// A primary with one child on a plan and the directory, and a replica at `site` serving lookups.
 async fn site(site: &str) -> (TestPrimary, TestReplica) {
+    site_limited(site, 60).await
+}
+
+async fn site_limited(site: &str, rate_limit_per_hour: u32) -> (TestPrimary, TestReplica) {
     let primary = TestPrimary::start().await;
     let mut c = primary.client(Role::Custodian).await;
     c.create_child(pb::CreateChildRequest {
@@ -57,7 +61,9 @@ async fn site(site: &str) -> (TestPrimary, TestReplica) {
         site,
         vec![authority_entry(&primary.pki, site, &primary.url)],
     );
-    config.lookups = Some(lookup_config(&primary.pki, site));
+    let mut lookups = lookup_config(&primary.pki, site);
+    lookups.rate_limit_per_hour = rate_limit_per_hour;
+    config.lookups = Some(lookups);
     let replica = TestReplica::start_with(config).await;
     replica.wait_for(AUTHORITY, primary.head().await.0).await;
     (primary, replica)
@@ -331,5 +337,75 @@ async fn an_unconfirmed_or_expired_call_back_releases_nothing_and_is_recorded() 
         .await
         .expect_err("unknown organisation");
     assert_eq!(err.code(), Code::NotFound);
+    replica.replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_asked_about_again_shows_the_earlier_enquiries_as_a_warning() {
+    let (primary, replica) = site("ae").await;
+    let terminal = terminal_profile(
+        &primary.pki,
+        "A&E workstation 1",
+        "ae",
+        "st-elsewhere-ae",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let mut client = terminal.lookup().await.expect("connect");
+    client
+        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+        .await
+        .expect("first");
+    let again = client
+        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+        .await
+        .expect("second")
+        .into_inner();
+    assert_eq!(again.candidates[0].recent_enquiries, 1);
+    assert!(
+        again.advice.contains("repeated attendance"),
+        "{}",
+        again.advice
+    );
+    replica.replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_lookups_from_one_operator_are_throttled_and_every_refusal_recorded() {
+    let (primary, replica) = site_limited("ae", 3).await;
+    let terminal = terminal_profile(
+        &primary.pki,
+        "A&E workstation 1",
+        "ae",
+        "st-elsewhere-ae",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let mut client = terminal.lookup().await.expect("connect");
+    for surname in ["Evans", "Evanson", "Evanston"] {
+        client
+            .lookup(lookup(query("Amelia", surname, "2019-04-23")))
+            .await
+            .expect("within the limit");
+    }
+    let err = client
+        .lookup(lookup(query("Amelia", "Evens", "2019-04-23")))
+        .await
+        .expect_err("throttled");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("3 lookups an hour"),
+        "{}",
+        err.message()
+    );
+    // Partial names and short wildcards never reach the search at all.
+    let err = client
+        .lookup(lookup(query("Am*", "Evans", "2019-04-23")))
+        .await
+        .expect_err("wildcard");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        replica.replica.store().outbox_backlog().expect("backlog"),
+        5,
+        "every refusal is on record"
+    );
     replica.replica.stop().await;
 }

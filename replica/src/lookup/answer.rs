@@ -49,7 +49,14 @@ fn display_name(child: &pb::ProjectedChild) -> String {
     }
 }
 
-fn candidate(store: &Store, c: &Candidate) -> Result<pb::Candidate, StoreError> {
+/// How far back "recently" reaches for repeated enquiries (repeated attendance is a warning sign).
+pub const RECENT_DAYS: i64 = 30;
+
+fn candidate(
+    store: &Store,
+    c: &Candidate,
+    recent_since: DateTime<Utc>,
+) -> Result<pb::Candidate, StoreError> {
     let info = authority_info(store, &c.authority)?;
     Ok(pb::Candidate {
         record_id: c.child.record_id.clone(),
@@ -64,7 +71,9 @@ fn candidate(store: &Store, c: &Candidate) -> Result<pb::Candidate, StoreError> 
         authority_name: info.name,
         office_phone: info.office_phone,
         edt_phone: info.edt_phone,
-        recent_enquiries: 0,
+        recent_enquiries: store.recent_enquiries(&c.authority, &c.child.record_id, recent_since)?,
+        // Other sites' enquiries reach this replica through the primary's snapshot (later);
+        // until then only this site's are counted.
         recent_sites: 0,
         confidence: match c.confidence {
             Confidence::Match => pb::Confidence::Match,
@@ -82,10 +91,12 @@ pub fn build(
     searched: &str,
     candidates: &[Candidate],
     freshness: &Freshness,
+    now: DateTime<Utc>,
 ) -> Result<pb::LookupAnswer, StoreError> {
+    let recent_since = now - chrono::Duration::days(RECENT_DAYS);
     let candidates = candidates
         .iter()
-        .map(|c| candidate(store, c))
+        .map(|c| candidate(store, c, recent_since))
         .collect::<Result<Vec<_>, _>>()?;
     let outcome = if candidates
         .iter()
@@ -144,7 +155,14 @@ pub fn build(
                 first.lead_social_worker,
                 first.lead_social_worker_phone,
                 first.edt_phone
-            )
+            ) + &if first.recent_enquiries > 0 {
+                format!(
+                    " This child has been asked about {} time(s) here in the last {RECENT_DAYS} days: repeated attendance is a warning sign.",
+                    first.recent_enquiries
+                )
+            } else {
+                String::new()
+            }
         }
         pb::LookupOutcome::Possible => format!(
             "{} record(s) may be this child but none matches for certain: check the details (date of birth, address, other names) before acting, and if in doubt call the Emergency Duty Team ({}). This enquiry is recorded.",

@@ -312,6 +312,7 @@ impl LookupService {
             &describe(query),
             &candidates,
             &self.freshness()?,
+            self.clock.now(),
         )
         .map_err(internal)?;
         let ids = candidates

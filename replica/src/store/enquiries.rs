@@ -13,6 +13,10 @@ use super::{Store, StoreError};
 pub(super) const ENQUIRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("enquiries");
 /// Enquiries (by reference) not yet acknowledged by their primary, in the order recorded.
 pub(super) const OUTBOX: TableDefinition<u64, &str> = TableDefinition::new("enquiry_outbox");
+/// Answered enquiries by the child they found: (authority/record id, reference) to the unix
+/// time of the enquiry, so an answer can say how often the child was asked about recently.
+pub(super) const BY_CHILD: TableDefinition<(&str, &str), i64> =
+    TableDefinition::new("enquiries_by_child");
 /// The last enquiry number handed out, per day: references are `SITE-YYYYMMDD-NNNNNN`.
 pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("enquiry_counters");
 
@@ -145,6 +149,25 @@ impl Store {
             })
     }
 
+    /// How many answered enquiries found this child since `since`, at this site.
+    pub fn recent_enquiries(
+        &self,
+        authority: &str,
+        record_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(BY_CHILD)?;
+        let child = format!("{authority}/{record_id}");
+        let mut count = 0;
+        for row in table.range((child.as_str(), "")..=(child.as_str(), "\u{10ffff}"))? {
+            if row?.1.value() >= since.timestamp() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// How many enquiries wait to reach their primary.
     pub fn outbox_backlog(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
@@ -197,6 +220,21 @@ fn state_word(state: &EnquiryState) -> String {
 }
 
 fn write_and_queue(txn: &redb::WriteTransaction, enquiry: &Enquiry) -> Result<(), StoreError> {
+    if let EnquiryState::Answered {
+        record_ids,
+        authorities,
+        ..
+    } = &enquiry.state
+    {
+        let mut by_child = txn.open_table(BY_CHILD)?;
+        for (authority, record_id) in authorities.iter().zip(record_ids) {
+            let child = format!("{authority}/{record_id}");
+            by_child.insert(
+                (child.as_str(), enquiry.reference.as_str()),
+                enquiry.at.timestamp(),
+            )?;
+        }
+    }
     let bytes = serde_json::to_vec(enquiry).map_err(|e| StoreError::Corrupt {
         authority: String::new(),
         message: e.to_string(),
@@ -292,6 +330,38 @@ mod tests {
                 )
                 .expect("update")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn an_answer_counts_the_recent_enquiries_about_the_same_child() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("replica.redb")).expect("store");
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:00:00Z")
+            .expect("time")
+            .to_utc();
+        for days_ago in [1, 5, 40] {
+            let mut e = enquiry(at - chrono::Duration::days(days_ago));
+            e.state = EnquiryState::Answered {
+                outcome: "match".into(),
+                record_ids: vec!["C1".into()],
+                authorities: vec!["lambeth".into()],
+                advice: String::new(),
+            };
+            store.record_enquiry(e).expect("recorded");
+        }
+        let since = at - chrono::Duration::days(30);
+        assert_eq!(
+            store
+                .recent_enquiries("lambeth", "C1", since)
+                .expect("count"),
+            2
+        );
+        assert_eq!(
+            store
+                .recent_enquiries("lambeth", "C2", since)
+                .expect("count"),
+            0
         );
     }
 
