@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .field_attribute(".cpreg.v1.KeyRotation.statement", "#[serde(skip)]")
         .field_attribute(".cpreg.v1.KeyRotation.signature", "#[serde(skip)]")
         .field_attribute(".cpreg.v1.Change.value", "#[serde(skip)]")
+        .field_attribute(".cpreg.v1.EnquiryReport.record", "#[serde(skip)]")
         .field_attribute(
             ".cpreg.v1.SubscribeRequest.have_state_root",
             "#[serde(skip)]",

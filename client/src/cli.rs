@@ -287,6 +287,14 @@ pub enum AdminCommand {
     Audit(AuditCommand),
     /// Each replica's version, as-of time, staleness and last contact.
     Replicas,
+    /// The enquiries the replicas reported, newest first.
+    Enquiries {
+        /// Only enquiries that found this child.
+        #[arg(long)]
+        record_id: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +358,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             commands::import::run(&profile()?, &file, out).await
         }
         Command::Admin(AdminCommand::Replicas) => commands::replicas::run(&profile()?, out).await,
+        Command::Admin(AdminCommand::Enquiries { record_id, limit }) => {
+            commands::replicas::enquiries(&profile()?, record_id, limit, out).await
+        }
         Command::Admin(AdminCommand::Audit(AuditCommand::Verify { key })) => {
             commands::audit::verify(&profile()?, key.as_deref(), out).await
         }

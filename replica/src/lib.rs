@@ -16,6 +16,7 @@
 //! - [`clock`]: the time, settable in tests.
 //! - [`matching`]: finding the child asked about across every authority followed, despite
 //!   typos, nicknames, transliterations and swapped dates, without presenting a sibling.
+//! - `reporter`: sends the enquiry outbox to the primaries until each enquiry is committed.
 //! - [`lookup`]: the lookup service for terminals and duty workers (call-back verification),
 //!   recording every enquiry with its outbox entry before answering.
 
@@ -25,6 +26,7 @@ pub mod import;
 pub mod intake;
 pub mod lookup;
 pub mod matching;
+mod reporter;
 pub mod status;
 pub mod store;
 pub mod subscriber;
@@ -143,15 +145,21 @@ async fn serve_lookups(
         path: PathBuf::from(lookups.listen.to_string()),
         source,
     })?;
+    type Lookups = cpreg_proto::pb::lookup_server::LookupServer<lookup::LookupService>;
     let service =
         lookup::LookupService::new(store, Arc::new(config.clone()), lookups.clone(), clock);
+    // gRPC health beside the lookups, on the same mutual-TLS server: "" (the server) and
+    // `cpreg.v1.Lookup` report SERVING until shutdown begins.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<Lookups>().await;
     let router = Server::builder()
         .tls_config(tls)
         .map_err(|e| ReplicaError::Primary {
             authority: String::new(),
             message: format!("lookup TLS: {e}"),
         })?
-        .add_service(cpreg_proto::pb::lookup_server::LookupServer::new(service));
+        .add_service(health_service)
+        .add_service(Lookups::new(service));
     let task = tokio::spawn(async move {
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -161,6 +169,10 @@ async fn serve_lookups(
                     break;
                 }
             }
+            health.set_not_serving::<Lookups>().await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
         };
         if let Err(error) = router.serve_with_incoming_shutdown(incoming, stop).await {
             tracing::error!(%error, "lookup service stopped");
@@ -286,6 +298,17 @@ impl Replica {
             .into_iter()
             .map(|s| tokio::spawn(s.run()))
             .collect();
+        // The enquiry outbox goes to the primaries whatever else happens.
+        let reporter = reporter::Reporter {
+            store: store.clone(),
+            primaries: config
+                .authorities
+                .iter()
+                .map(|a| subscriber::endpoint(a).map(|e| (a.id.clone(), e)))
+                .collect::<Result<_, _>>()?,
+            shutdown: watcher.clone(),
+        };
+        tasks.push(tokio::spawn(reporter.run()));
         let lookup_addr = match &config.lookups {
             Some(lookups) => {
                 let (addr, task) = serve_lookups(

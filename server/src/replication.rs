@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::require;
 use crate::config::Publishing;
-use crate::store::{Outgoing, ReplicaReport, Store};
+use crate::store::{Outgoing, ReceivedEnquiry, ReplicaReport, Store};
 
 /// Payload bytes per chunk frame.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -357,6 +357,95 @@ impl Replication for ReplicationService {
                         .last_contact
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     state_root: r.state_root,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn report_enquiries(
+        &self,
+        request: Request<pb::ReportEnquiriesRequest>,
+    ) -> Result<Response<pb::ReportEnquiriesReply>, Status> {
+        let caller = require(
+            &request,
+            self.store.authority(),
+            &[Role::Replica],
+            "ReportEnquiries",
+        )?;
+        let site = caller.site.clone().unwrap_or_else(|| caller.name.clone());
+        let received_at = self.store.clock().now();
+        let reports = request
+            .into_inner()
+            .enquiries
+            .into_iter()
+            .map(|e| {
+                if e.reference.trim().is_empty() {
+                    return Err(Status::invalid_argument(
+                        "every enquiry needs its reference",
+                    ));
+                }
+                let record = serde_json::from_slice(&e.record).map_err(|err| {
+                    Status::invalid_argument(format!(
+                        "enquiry {}: the record is not JSON: {err}",
+                        e.reference
+                    ))
+                })?;
+                Ok(ReceivedEnquiry {
+                    reference: e.reference,
+                    site: site.clone(),
+                    state: e.state,
+                    children: e.children,
+                    received_at,
+                    record,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let store = self.store.clone();
+        let actor = caller.label();
+        let committed =
+            tokio::task::spawn_blocking(move || store.receive_enquiries(&actor, reports))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::ReportEnquiriesReply { committed }))
+    }
+
+    async fn list_enquiries(
+        &self,
+        request: Request<pb::ListEnquiriesRequest>,
+    ) -> Result<Response<pb::ListEnquiriesReply>, Status> {
+        require(
+            &request,
+            self.store.authority(),
+            &[Role::Custodian, Role::Auditor],
+            "ListEnquiries",
+        )?;
+        let req = request.into_inner();
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let id = (!req.record_id.trim().is_empty()).then(|| req.record_id.trim().to_owned());
+            store.enquiries(
+                id.as_deref(),
+                if req.limit == 0 {
+                    100
+                } else {
+                    req.limit as usize
+                },
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::ListEnquiriesReply {
+            enquiries: found
+                .into_iter()
+                .map(|e| pb::ReceivedEnquiry {
+                    reference: e.reference,
+                    site: e.site,
+                    state: e.state,
+                    children: e.children,
+                    received_at: e
+                        .received_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    record: e.record.to_string(),
                 })
                 .collect(),
         }))

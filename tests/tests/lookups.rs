@@ -130,7 +130,7 @@ async fn an_ae_terminal_finds_a_child_with_a_plan_and_the_enquiry_is_recorded_fi
         cpreg_replica::store::EnquiryState::Answered { .. }
     ));
     assert_eq!(
-        replica.replica.store().outbox_backlog().expect("backlog"),
+        replica.replica.store().enquiries_recorded().expect("count"),
         1
     );
     replica.replica.stop().await;
@@ -193,7 +193,7 @@ async fn a_lookup_with_too_little_detail_is_refused_naming_what_is_missing_and_r
         err.message()
     );
     assert_eq!(
-        replica.replica.store().outbox_backlog().expect("backlog"),
+        replica.replica.store().enquiries_recorded().expect("count"),
         1,
         "the refusal is on record too"
     );
@@ -403,9 +403,83 @@ async fn bulk_lookups_from_one_operator_are_throttled_and_every_refusal_recorded
         .expect_err("wildcard");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(
-        replica.replica.store().outbox_backlog().expect("backlog"),
+        replica.replica.store().enquiries_recorded().expect("count"),
         5,
         "every refusal is on record"
+    );
+    replica.replica.stop().await;
+}
+
+/// The enquiries the primary holds.
+async fn at_primary(primary: &TestPrimary) -> Vec<pb::ReceivedEnquiry> {
+    primary
+        .profile(Role::Auditor)
+        .replication()
+        .await
+        .expect("connect")
+        .list_enquiries(pb::ListEnquiriesRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .enquiries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enquiry_made_at_the_replica_reaches_the_primary_once_and_leaves_the_outbox() {
+    let (primary, replica) = site("edt").await;
+    let duty = terminal_profile(
+        &primary.pki,
+        "EDT duty desk",
+        "edt",
+        "demo-edt",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let mut client = duty.lookup().await.expect("connect");
+    let ticket = client
+        .open_enquiry(phone_enquiry())
+        .await
+        .expect("opened")
+        .into_inner();
+    client
+        .record_callback(pb::RecordCallbackRequest {
+            enquiry_reference: ticket.enquiry_reference.clone(),
+            outcome: pb::CallbackOutcome::Confirmed.into(),
+            note: String::new(),
+        })
+        .await
+        .expect("released");
+    let mut received = Vec::new();
+    for _ in 0..200 {
+        received = at_primary(&primary).await;
+        if received.iter().any(|e| e.state == "answered")
+            && replica.replica.store().outbox_backlog().expect("backlog") == 0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        received.len(),
+        1,
+        "one enquiry, however often its states were sent: {received:?}"
+    );
+    let enquiry = &received[0];
+    assert_eq!(
+        (
+            enquiry.reference.as_str(),
+            enquiry.site.as_str(),
+            enquiry.state.as_str()
+        ),
+        (ticket.enquiry_reference.as_str(), "edt", "answered")
+    );
+    assert_eq!(enquiry.children, [format!("{AUTHORITY}/C1")]);
+    assert!(
+        enquiry.record.contains("Dr Lee"),
+        "who asked travels with it"
+    );
+    assert_eq!(
+        replica.replica.store().outbox_backlog().expect("backlog"),
+        0
     );
     replica.replica.stop().await;
 }

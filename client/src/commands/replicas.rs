@@ -1,4 +1,4 @@
-//! `cpreg admin replicas`: what each replica last reported to the primary.
+//! `cpreg admin replicas` and `admin enquiries`: what the replicas reported to the primary.
 
 use cpreg_proto::pb;
 
@@ -39,5 +39,38 @@ pub async fn run(profile: &Profile, out: Output) -> Result<(), CliError> {
             }
         }
         text
+    })
+}
+
+pub async fn enquiries(
+    profile: &Profile,
+    record_id: Option<String>,
+    limit: u32,
+    out: Output,
+) -> Result<(), CliError> {
+    let reply = profile
+        .replication()
+        .await?
+        .list_enquiries(pb::ListEnquiriesRequest {
+            record_id: record_id.unwrap_or_default(),
+            limit,
+        })
+        .await?
+        .into_inner();
+    out.emit(&reply, || {
+        reply
+            .enquiries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} at {} {}: {}\n",
+                    e.reference,
+                    e.received_at,
+                    e.site,
+                    e.state,
+                    e.children.join(", ")
+                )
+            })
+            .collect()
     })
 }

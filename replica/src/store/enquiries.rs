@@ -168,6 +168,12 @@ impl Store {
         Ok(count)
     }
 
+    /// How many enquiries this replica has on record.
+    pub fn enquiries_recorded(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(ENQUIRIES)?.len()?)
+    }
+
     /// How many enquiries wait to reach their primary.
     pub fn outbox_backlog(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;

@@ -101,6 +101,26 @@ impl Replication for ScriptedPrimary {
     ) -> Result<Response<pb::ListReplicasReply>, Status> {
         Ok(Response::new(pb::ListReplicasReply::default()))
     }
+
+    async fn report_enquiries(
+        &self,
+        request: Request<pb::ReportEnquiriesRequest>,
+    ) -> Result<Response<pb::ReportEnquiriesReply>, Status> {
+        let committed = request
+            .into_inner()
+            .enquiries
+            .into_iter()
+            .map(|e| e.reference)
+            .collect();
+        Ok(Response::new(pb::ReportEnquiriesReply { committed }))
+    }
+
+    async fn list_enquiries(
+        &self,
+        _: Request<pb::ListEnquiriesRequest>,
+    ) -> Result<Response<pb::ListEnquiriesReply>, Status> {
+        Ok(Response::new(pb::ListEnquiriesReply::default()))
+    }
 }
 
 /// A CA, the primary's server certificate (for "localhost") and a replica's client certificate,

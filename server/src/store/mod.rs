@@ -8,11 +8,13 @@
 //! - [`directory`]: the organisation directory and historic-plan releases.
 //! - [`publish`]: the lookup projection, its state root and the log of published versions.
 //! - [`replicas`]: what each replica last reported.
+//! - [`enquiries`]: the enquiries the replicas reported.
 //! - [`rotations`]: the authority's key rotations, as signed, and the key chain they make.
 
 mod audit;
 mod children;
 mod directory;
+mod enquiries;
 mod publish;
 mod replicas;
 mod rotations;
@@ -28,6 +30,7 @@ use crate::lifecycle::RuleError;
 
 pub use audit::AuditChain;
 pub use children::{ChildFilter, ImportOutcome};
+pub use enquiries::ReceivedEnquiry;
 pub use publish::{Head, KEPT_VERSIONS, Outgoing};
 pub use replicas::ReplicaReport;
 pub use rotations::KeyInForce;
@@ -153,6 +156,7 @@ impl Store {
         txn.open_table(CHECKPOINTS)?;
         Store::open_publish_tables(&txn)?;
         txn.open_table(replicas::REPLICAS)?;
+        txn.open_table(enquiries::ENQUIRIES)?;
         txn.open_table(rotations::ROTATIONS)?;
         txn.commit()?;
         let (published, _) = tokio::sync::watch::channel(0);

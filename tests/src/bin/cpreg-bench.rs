@@ -11,6 +11,10 @@
 //! - `propagation`: a primary and three replicas over mTLS; each change timed until it is held
 //!   at every replica.
 //! - `catchup`: a replica offline while many children change, timed from restart to the head.
+//!
+//! Lookup scenario (`tests/src/bench/lookup.rs`):
+//! - `lookup`: lookups of real children at a replica over mTLS, against the gRPC health `Check`
+//!   on the same server: throughput with many clients and single-client latency.
 
 #[path = "../bench/catchup.rs"]
 mod catchup;
@@ -18,6 +22,8 @@ mod catchup;
 mod common;
 #[path = "../bench/delta.rs"]
 mod delta;
+#[path = "../bench/lookup.rs"]
+mod lookup;
 #[path = "../bench/propagation.rs"]
 mod propagation;
 #[path = "../bench/snapshot.rs"]
@@ -86,6 +92,17 @@ enum Scenario {
         /// import (one version per 500 rows).
         #[arg(long)]
         one_version_each: bool,
+    },
+    /// Lookups of real children at a replica over mTLS (every one recorded before it is
+    /// answered), against the gRPC health `Check` on the same server: throughput with
+    /// `--clients` concurrent clients and single-client latency p50/p99.
+    Lookup {
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// The replica's side of `snapshot`, run by the benchmark in a child process.
     #[command(hide = true)]
@@ -171,6 +188,11 @@ async fn main() {
             changed,
             one_version_each,
         } => catchup::catchup(records, changed, one_version_each).await,
+        Scenario::Lookup {
+            records,
+            clients,
+            seconds,
+        } => lookup::lookup(records, clients, seconds).await,
         Scenario::ReplicaSide(args) => snapshot::side(args),
     };
     println!("{}", serde_json::to_string_pretty(&result).expect("json"));
