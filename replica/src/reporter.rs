@@ -53,6 +53,7 @@ fn report(enquiry: &Enquiry) -> pb::EnquiryReport {
         record: serde_json::to_vec(enquiry).unwrap_or_default(),
         state: state_word(&enquiry.state).to_owned(),
         children,
+        alert: enquiry.alert.clone().unwrap_or_default(),
     }
 }
 

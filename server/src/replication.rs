@@ -390,6 +390,7 @@ impl Replication for ReplicationService {
                         e.reference
                     ))
                 })?;
+                let alert = (!e.alert.trim().is_empty()).then(|| e.alert.trim().to_owned());
                 Ok(ReceivedEnquiry {
                     reference: e.reference,
                     site: site.clone(),
@@ -397,6 +398,7 @@ impl Replication for ReplicationService {
                     children: e.children,
                     received_at,
                     record,
+                    alert,
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
@@ -446,6 +448,7 @@ impl Replication for ReplicationService {
                         .received_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     record: e.record.to_string(),
+                    alert: e.alert.unwrap_or_default(),
                 })
                 .collect(),
         }))

@@ -483,3 +483,43 @@ async fn an_enquiry_made_at_the_replica_reaches_the_primary_once_and_leaves_the_
     );
     replica.replica.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_fishing_for_children_raises_an_alert_that_reaches_the_primary() {
+    let (primary, replica) = site("ae").await;
+    let terminal = terminal_profile(
+        &primary.pki,
+        "A&E workstation 1",
+        "ae",
+        "st-elsewhere-ae",
+        replica.replica.lookup_addr().expect("addr"),
+    );
+    let mut client = terminal.lookup().await.expect("connect");
+    for surname in ["Adams", "Baker", "Clark", "Davies", "Ellis"] {
+        let answer = client
+            .lookup(lookup(query("Jack", surname, "2016-01-01")))
+            .await
+            .expect("answered")
+            .into_inner();
+        assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::NoRecord));
+    }
+    let mut alerted = Vec::new();
+    for _ in 0..200 {
+        alerted = at_primary(&primary)
+            .await
+            .into_iter()
+            .filter(|e| !e.alert.is_empty())
+            .collect();
+        if !alerted.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(alerted.len(), 1, "the fifth miss in ten minutes raises it");
+    assert!(
+        alerted[0].alert.contains("possible enumeration"),
+        "{}",
+        alerted[0].alert
+    );
+    replica.replica.stop().await;
+}

@@ -53,6 +53,37 @@ impl RateLimiter {
     }
 }
 
+/// Lookups that found nothing or were refused, per operator, over ten minutes: a run of them
+/// looks like someone trying to list the register rather than asking about one child.
+#[derive(Debug, Default)]
+pub struct PatternWatch {
+    misses: HashMap<String, VecDeque<DateTime<Utc>>>,
+}
+
+/// Misses in the window that raise an alert.
+pub const MISSES_FOR_ALERT: usize = 5;
+
+impl PatternWatch {
+    /// Notes one lookup; returns an alert when the operator's misses reach the threshold.
+    pub fn note(&mut self, operator: &str, missed: bool, now: DateTime<Utc>) -> Option<String> {
+        let window = Duration::minutes(10);
+        let times = self.misses.entry(operator.to_owned()).or_default();
+        while times.front().is_some_and(|t| now - *t >= window) {
+            times.pop_front();
+        }
+        if !missed {
+            return None;
+        }
+        times.push_back(now);
+        (times.len() >= MISSES_FOR_ALERT).then(|| {
+            format!(
+                "possible enumeration: {} lookups by {operator} in 10 minutes found no record or were refused",
+                times.len()
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +112,31 @@ mod tests {
         limiter
             .admit(&[("op:c", 0), ("site", 0)], t0)
             .expect("0 lifts the limit");
+    }
+
+    #[test]
+    fn a_run_of_misses_by_one_operator_raises_an_alert() {
+        let mut watch = PatternWatch::default();
+        let t0 = DateTime::parse_from_rfc3339("2026-11-22T03:00:00Z")
+            .expect("time")
+            .to_utc();
+        for i in 0..4 {
+            assert_eq!(watch.note("op:a", true, t0 + Duration::minutes(i)), None);
+        }
+        assert!(
+            watch.note("op:b", true, t0).is_none(),
+            "another operator's misses are their own"
+        );
+        assert!(
+            watch
+                .note("op:a", true, t0 + Duration::minutes(5))
+                .is_some()
+        );
+        assert!(
+            watch
+                .note("op:a", true, t0 + Duration::minutes(30))
+                .is_none(),
+            "an old run is forgotten"
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::matching::{Matcher, MotherQuery, Query};
 use crate::status::HeldVersion;
 use crate::store::{Enquiry, EnquiryPath, EnquiryState, Store};
 use answer::Freshness;
-use limits::RateLimiter;
+use limits::{PatternWatch, RateLimiter};
 
 /// The matcher over the versions it was built from; rebuilt when any authority moves on.
 #[derive(Default)]
@@ -44,6 +44,7 @@ pub struct LookupService {
     clock: Arc<dyn Clock>,
     matcher: Mutex<MatcherCache>,
     limiter: std::sync::Mutex<RateLimiter>,
+    watch: std::sync::Mutex<PatternWatch>,
 }
 
 impl std::fmt::Debug for LookupService {
@@ -133,6 +134,7 @@ impl LookupService {
             clock,
             matcher: Mutex::new(MatcherCache::default()),
             limiter: std::sync::Mutex::new(RateLimiter::default()),
+            watch: std::sync::Mutex::new(PatternWatch::default()),
         }
     }
 
@@ -267,13 +269,24 @@ impl LookupService {
             searched: serde_json::to_value(query).unwrap_or_default(),
             query: hex::encode(query.encode_to_vec()),
             state,
+            alert: None,
             history: Vec::new(),
         }
+    }
+
+    /// Notes a lookup by `operator` and returns an alert for a run of misses.
+    fn watch(&self, operator: &str, missed: bool) -> Option<String> {
+        self.watch.lock().unwrap_or_else(|p| p.into_inner()).note(
+            operator,
+            missed,
+            self.clock.now(),
+        )
     }
 
     /// Refuses with `status`, after recording the refusal.
     async fn refuse(
         &self,
+        operator: &str,
         path: EnquiryPath,
         reason: &str,
         query: &pb::ChildQuery,
@@ -282,10 +295,9 @@ impl LookupService {
         let refused = EnquiryState::Refused {
             why: status.message().to_owned(),
         };
-        match self
-            .record(self.enquiry(path, reason, query, refused))
-            .await
-        {
+        let mut enquiry = self.enquiry(path, reason, query, refused);
+        enquiry.alert = self.watch(operator, true);
+        match self.record(enquiry).await {
             Ok(recorded) => Status::new(
                 status.code(),
                 format!(
@@ -366,6 +378,7 @@ impl Lookup for LookupService {
         let holder = self.terminal(&request)?;
         let req = request.into_inner();
         let child = req.child.clone().unwrap_or_default();
+        let operator = format!("{}/{}", holder.name, req.operator_name.trim());
         let path = EnquiryPath::Terminal {
             terminal: holder.name.clone(),
             organisation: holder.organisation.clone().unwrap_or_default(),
@@ -385,7 +398,9 @@ impl Lookup for LookupService {
                 holder.organisation.unwrap_or_default(),
                 self.config.site
             ));
-            return Err(self.refuse(path, &req.reason, &child, status).await);
+            return Err(self
+                .refuse(&operator, path, &req.reason, &child, status)
+                .await);
         }
         let checked = required("operator_name", &req.operator_name)
             .and(required("operator_role", &req.operator_role))
@@ -397,13 +412,14 @@ impl Lookup for LookupService {
                 criteria::check(&child, self.clock.now().date_naive())
                     .map_err(|e| Status::invalid_argument(e.0))
             })
-            .and_then(|criteria| {
-                self.admit(&format!("{}/{}", holder.name, req.operator_name.trim()))
-                    .map(|()| criteria)
-            });
+            .and_then(|criteria| self.admit(&operator).map(|()| criteria));
         let criteria = match checked {
             Ok(criteria) => criteria,
-            Err(status) => return Err(self.refuse(path, &req.reason, &child, status).await),
+            Err(status) => {
+                return Err(self
+                    .refuse(&operator, path, &req.reason, &child, status)
+                    .await);
+            }
         };
         let (mut answer, record_ids, authorities) = self.search(&child, &criteria).await?;
         let state = EnquiryState::Answered {
@@ -412,9 +428,10 @@ impl Lookup for LookupService {
             authorities,
             advice: answer.advice.clone(),
         };
-        let recorded = self
-            .record(self.enquiry(path, &req.reason, &child, state))
-            .await?;
+        let mut enquiry = self.enquiry(path, &req.reason, &child, state);
+        let missed = answer.outcome == i32::from(pb::LookupOutcome::NoRecord);
+        enquiry.alert = self.watch(&operator, missed);
+        let recorded = self.record(enquiry).await?;
         answer.enquiry_reference = recorded.reference;
         Ok(Response::new(answer))
     }
@@ -455,7 +472,10 @@ impl Lookup for LookupService {
             .and_then(|()| criteria::check(&child, self.clock.now().date_naive()).map_err(|e| Status::invalid_argument(e.0)))
             .and_then(|_| self.admit(&format!("{}/{}", holder.name, req.duty_worker.trim())));
         if let Err(status) = checked {
-            return Err(self.refuse(path, &req.reason, &child, status).await);
+            let operator = format!("{}/{}", holder.name, req.duty_worker.trim());
+            return Err(self
+                .refuse(&operator, path, &req.reason, &child, status)
+                .await);
         }
         let organisation = organisation.unwrap_or_default();
         let expires_at = self.clock.now()

@@ -76,6 +76,9 @@ pub struct Enquiry {
     #[serde(default)]
     pub query: String,
     pub state: EnquiryState,
+    /// Set when the lookups around this one look like someone listing the register.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
     /// Every change of state, oldest first, so the record shows how it got here.
     pub history: Vec<(DateTime<Utc>, String)>,
 }
@@ -271,6 +274,7 @@ mod tests {
             reason: "Unexplained bruising".into(),
             searched: serde_json::json!({ "surname": "Evans" }),
             query: String::new(),
+            alert: None,
             state: EnquiryState::Refused {
                 why: "missing the date of birth".into(),
             },

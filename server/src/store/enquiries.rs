@@ -22,6 +22,9 @@ pub struct ReceivedEnquiry {
     pub received_at: chrono::DateTime<chrono::Utc>,
     /// The replica's record of the enquiry, as it sent it.
     pub record: serde_json::Value,
+    /// The replica's alert: the lookups around this one look like someone listing the register.
+    #[serde(default)]
+    pub alert: Option<String>,
 }
 
 impl Store {
@@ -47,6 +50,19 @@ impl Store {
                     .as_ref()
                     .is_some_and(|h| h.state == report.state && h.record == report.record);
                 if !unchanged {
+                    if let Some(alert) = report
+                        .alert
+                        .as_ref()
+                        .filter(|_| held.as_ref().is_none_or(|h| h.alert.is_none()))
+                    {
+                        // For the custodian: someone may be trying to list the register.
+                        recorder.audit.push(
+                            "alert.enumeration",
+                            &report.reference,
+                            serde_json::json!({ "site": report.site, "alert": alert }),
+                        );
+                        tracing::warn!(site = %report.site, reference = %report.reference, %alert, "enumeration alert");
+                    }
                     table.insert(report.reference.as_str(), encode(&report)?.as_slice())?;
                     recorder.audit.push(
                         "enquiry.received",

@@ -128,14 +128,14 @@ impl Echo {
     }
 }
 
-/// "Evans" -> "Evnas": two letters in the middle swapped, as a hurried typist would.
+/// "Evans" -> "Evnas": two letters in the middle swapped, as a hurried typist would. A surname
+/// shorter than four letters is left as it is (dropping a letter of "Ho" leaves an initial,
+/// which is refused).
 fn typo(surname: &str) -> String {
     let mut chars: Vec<char> = surname.chars().collect();
     if chars.len() >= 4 {
         let i = chars.len() / 2;
         chars.swap(i - 1, i);
-    } else if chars.len() >= 2 {
-        chars.pop();
     }
     chars.into_iter().collect()
 }
@@ -188,7 +188,10 @@ impl Tally {
     }
 
     fn error(&mut self, status: &Status) {
-        let key = format!("{:?}: {}", status.code(), status.message());
+        // Without the enquiry reference, so like refusals count together.
+        let message = status.message();
+        let message = message.split(" (enquiry ").next().unwrap_or(message);
+        let key = format!("{:?}: {message}", status.code());
         *self.errors.entry(key).or_default() += 1;
     }
 
