@@ -317,7 +317,11 @@ impl LookupService {
         criteria: &Criteria,
     ) -> Result<(pb::LookupAnswer, Vec<String>, Vec<String>), Status> {
         let matcher = self.matcher().await?;
-        let candidates = matcher.find(&to_query(query, criteria));
+        // Matching is CPU work: keep it off the threads that drive TLS and HTTP/2.
+        let wanted = to_query(query, criteria);
+        let candidates = tokio::task::spawn_blocking(move || matcher.find(&wanted))
+            .await
+            .map_err(internal)?;
         let answer = answer::build(
             &self.store,
             "",
