@@ -69,6 +69,24 @@ async fn site_limited(site: &str, rate_limit_per_hour: u32) -> (TestPrimary, Tes
     (primary, replica)
 }
 
+/// The A&E workstation's terminal profile at the replica.
+fn ae_terminal(primary: &TestPrimary, replica: &TestReplica) -> cpreg::profile::Profile {
+    let addr = replica.replica.lookup_addr().expect("lookups served");
+    terminal_profile(
+        &primary.pki,
+        "A&E workstation 1",
+        "ae",
+        "st-elsewhere-ae",
+        addr,
+    )
+}
+
+/// The EDT duty desk's profile at the replica.
+fn edt_duty(primary: &TestPrimary, replica: &TestReplica) -> cpreg::profile::Profile {
+    let addr = replica.replica.lookup_addr().expect("lookups served");
+    terminal_profile(&primary.pki, "EDT duty desk", "edt", "demo-edt", addr)
+}
+
 fn query(given: &str, surname: &str, dob: &str) -> pb::ChildQuery {
     pb::ChildQuery {
         given_names: given.into(),
@@ -139,13 +157,7 @@ async fn an_ae_terminal_finds_a_child_with_a_plan_and_the_enquiry_is_recorded_fi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_record_says_what_was_searched_and_never_that_the_child_is_safe() {
     let (primary, replica) = site("ae").await;
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let terminal = ae_terminal(&primary, &replica);
     let answer = terminal
         .lookup()
         .await
@@ -172,13 +184,7 @@ async fn no_record_says_what_was_searched_and_never_that_the_child_is_safe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_with_too_little_detail_is_refused_naming_what_is_missing_and_recorded() {
     let (primary, replica) = site("ae").await;
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let terminal = ae_terminal(&primary, &replica);
     let err = terminal
         .lookup()
         .await
@@ -246,13 +252,7 @@ fn phone_enquiry() -> pb::OpenEnquiryRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_call_back_releases_the_answer_to_the_directory_number_only() {
     let (primary, replica) = site("edt").await;
-    let duty = terminal_profile(
-        &primary.pki,
-        "EDT duty desk",
-        "edt",
-        "demo-edt",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let duty = edt_duty(&primary, &replica);
     let mut client = duty.lookup().await.expect("connect");
     let ticket = client
         .open_enquiry(phone_enquiry())
@@ -280,13 +280,7 @@ async fn a_verified_call_back_releases_the_answer_to_the_directory_number_only()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_or_expired_call_back_releases_nothing_and_is_recorded() {
     let (primary, replica) = site("edt").await;
-    let duty = terminal_profile(
-        &primary.pki,
-        "EDT duty desk",
-        "edt",
-        "demo-edt",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let duty = edt_duty(&primary, &replica);
     let mut client = duty.lookup().await.expect("connect");
 
     let ticket = client
@@ -343,13 +337,7 @@ async fn an_unconfirmed_or_expired_call_back_releases_nothing_and_is_recorded() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_asked_about_again_shows_the_earlier_enquiries_as_a_warning() {
     let (primary, replica) = site("ae").await;
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let terminal = ae_terminal(&primary, &replica);
     let mut client = terminal.lookup().await.expect("connect");
     client
         .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
@@ -372,13 +360,7 @@ async fn a_child_asked_about_again_shows_the_earlier_enquiries_as_a_warning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_lookups_from_one_operator_are_throttled_and_every_refusal_recorded() {
     let (primary, replica) = site_limited("ae", 3).await;
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let terminal = ae_terminal(&primary, &replica);
     let mut client = terminal.lookup().await.expect("connect");
     for surname in ["Evans", "Evanson", "Evanston"] {
         client
@@ -427,13 +409,7 @@ async fn at_primary(primary: &TestPrimary) -> Vec<pb::ReceivedEnquiry> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enquiry_made_at_the_replica_reaches_the_primary_once_and_leaves_the_outbox() {
     let (primary, replica) = site("edt").await;
-    let duty = terminal_profile(
-        &primary.pki,
-        "EDT duty desk",
-        "edt",
-        "demo-edt",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let duty = edt_duty(&primary, &replica);
     let mut client = duty.lookup().await.expect("connect");
     let ticket = client
         .open_enquiry(phone_enquiry())
@@ -487,13 +463,7 @@ async fn an_enquiry_made_at_the_replica_reaches_the_primary_once_and_leaves_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_fishing_for_children_raises_an_alert_that_reaches_the_primary() {
     let (primary, replica) = site("ae").await;
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        replica.replica.lookup_addr().expect("addr"),
-    );
+    let terminal = ae_terminal(&primary, &replica);
     let mut client = terminal.lookup().await.expect("connect");
     for surname in ["Adams", "Baker", "Clark", "Davies", "Ellis"] {
         let answer = client
