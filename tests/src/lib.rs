@@ -269,6 +269,18 @@ pub fn plan_start(
     }
 }
 
+/// The review conference's decision that the child is no longer at risk, `days` from today.
+pub fn ended_at_review(record_id: &str, days: i64) -> pb::EndPlanRequest {
+    pb::EndPlanRequest {
+        record_id: record_id.into(),
+        end: Some(pb::PlanEnd {
+            reason: pb::EndReason::NoLongerAtRisk.into(),
+            end_date: day(days),
+            ..Default::default()
+        }),
+    }
+}
+
 /// Writes `n` synthetic children as a register CSV under `dir`.
 pub fn synthetic_csv(
     dir: &Path,

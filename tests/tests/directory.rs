@@ -3,7 +3,7 @@
 
 use cpreg_proto::pb;
 use cpreg_proto::role::Role;
-use cpreg_tests::{TestPrimary, child_details, day, plan_start};
+use cpreg_tests::{TestPrimary, child_details, day, ended_at_review, plan_start};
 use tonic::Code;
 
 fn ae(number: &str) -> pb::Organisation {
@@ -90,16 +90,7 @@ async fn historic_plans_are_released_to_another_authority_only_after_approval() 
     c.start_plan(plan_start("H1", -60, 20, &[pb::Category::Physical]))
         .await
         .expect("plan");
-    c.end_plan(pb::EndPlanRequest {
-        record_id: "H1".into(),
-        end: Some(pb::PlanEnd {
-            reason: pb::EndReason::NoLongerAtRisk.into(),
-            end_date: day(-1),
-            ..Default::default()
-        }),
-    })
-    .await
-    .expect("ended");
+    c.end_plan(ended_at_review("H1", -1)).await.expect("ended");
 
     let err = c
         .request_historic_release(pb::HistoricReleaseRequest {

@@ -87,6 +87,18 @@ fn edt_duty(primary: &TestPrimary, replica: &TestReplica) -> cpreg::profile::Pro
     terminal_profile(&primary.pki, "EDT duty desk", "edt", "demo-edt", addr)
 }
 
+/// One lookup from `terminal`, as the A&E registrar makes it.
+async fn ask(
+    terminal: &cpreg::profile::Profile,
+    child: pb::ChildQuery,
+) -> Result<pb::LookupAnswer, tonic::Status> {
+    let mut client = terminal.lookup().await.expect("connect");
+    client
+        .lookup(lookup(child))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 fn query(given: &str, surname: &str, dob: &str) -> pb::ChildQuery {
     pb::ChildQuery {
         given_names: given.into(),
@@ -108,22 +120,10 @@ fn lookup(child: pb::ChildQuery) -> pb::LookupRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ae_terminal_finds_a_child_with_a_plan_and_the_enquiry_is_recorded_first() {
     let (primary, replica) = site("ae").await;
-    let addr = replica.replica.lookup_addr().expect("lookups served");
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        addr,
-    );
-    let answer = terminal
-        .lookup()
+    let terminal = ae_terminal(&primary, &replica);
+    let answer = ask(&terminal, query("Amelia", "Evans", "2019-04-23"))
         .await
-        .expect("connect")
-        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
-        .await
-        .expect("answered")
-        .into_inner();
+        .expect("answered");
     assert_eq!(
         answer.outcome,
         i32::from(pb::LookupOutcome::Match),
@@ -158,14 +158,9 @@ async fn an_ae_terminal_finds_a_child_with_a_plan_and_the_enquiry_is_recorded_fi
 async fn no_record_says_what_was_searched_and_never_that_the_child_is_safe() {
     let (primary, replica) = site("ae").await;
     let terminal = ae_terminal(&primary, &replica);
-    let answer = terminal
-        .lookup()
+    let answer = ask(&terminal, query("Oscar", "Whitfield", "2018-02-02"))
         .await
-        .expect("connect")
-        .lookup(lookup(query("Oscar", "Whitfield", "2018-02-02")))
-        .await
-        .expect("answered")
-        .into_inner();
+        .expect("answered");
     assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::NoRecord));
     assert!(
         answer.advice.contains("Oscar Whitfield, born 2018-02-02"),
@@ -185,11 +180,7 @@ async fn no_record_says_what_was_searched_and_never_that_the_child_is_safe() {
 async fn a_lookup_with_too_little_detail_is_refused_naming_what_is_missing_and_recorded() {
     let (primary, replica) = site("ae").await;
     let terminal = ae_terminal(&primary, &replica);
-    let err = terminal
-        .lookup()
-        .await
-        .expect("connect")
-        .lookup(lookup(query("Amelia", "Evans", "")))
+    let err = ask(&terminal, query("Amelia", "Evans", ""))
         .await
         .expect_err("refused");
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -211,11 +202,7 @@ async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
     let (primary, replica) = site("ae").await;
     let addr = replica.replica.lookup_addr().expect("addr");
     let unknown = terminal_profile(&primary.pki, "Kiosk", "ae", "unlisted-clinic", addr);
-    let err = unknown
-        .lookup()
-        .await
-        .expect("connect")
-        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+    let err = ask(&unknown, query("Amelia", "Evans", "2019-04-23"))
         .await
         .expect_err("refused");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -226,11 +213,7 @@ async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
     );
     // A terminal of another site is refused as well.
     let elsewhere = terminal_profile(&primary.pki, "EDT desk", "edt", "demo-edt", addr);
-    let err = elsewhere
-        .lookup()
-        .await
-        .expect("connect")
-        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+    let err = ask(&elsewhere, query("Amelia", "Evans", "2019-04-23"))
         .await
         .expect_err("refused");
     assert_eq!(err.code(), Code::PermissionDenied);

@@ -228,36 +228,13 @@ fn spelling_of(word: &str, dice: &mut Dice) -> Option<String> {
     Some((*others[dice.below(others.len())]).to_owned())
 }
 
-/// The name as a system without accents would hold it; `None` for a name with none.
+/// The name as a system without accents would hold it; `None` for a name with none, or one the
+/// generator's table cannot make plain.
 fn strip_accents(name: &str) -> Option<String> {
     if name.is_ascii() {
         return None;
     }
-    let out: String = name
-        .chars()
-        .map(|c| match c {
-            'á' | 'à' | 'â' | 'ä' | 'ã' | 'ą' | 'ă' | 'ầ' => 'a',
-            'é' | 'è' | 'ê' | 'ë' | 'ę' | 'ễ' => 'e',
-            'í' | 'ì' | 'î' | 'ï' | 'ı' => 'i',
-            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' => 'u',
-            'ç' | 'ć' => 'c',
-            'ł' => 'l',
-            'ń' | 'ñ' => 'n',
-            'ś' | 'ș' => 's',
-            'ț' => 't',
-            'ź' | 'ż' => 'z',
-            'Á' | 'À' | 'Â' | 'Ä' => 'A',
-            'É' | 'È' => 'E',
-            'Í' => 'I',
-            'Ó' | 'Ö' => 'O',
-            'Ú' | 'Ü' => 'U',
-            'Ł' => 'L',
-            'Ś' | 'Ș' => 'S',
-            'Ż' | 'Ź' => 'Z',
-            other => other,
-        })
-        .collect();
+    let out = cpreg::synthetic::without_diacritics(name);
     out.is_ascii().then_some(out)
 }
 

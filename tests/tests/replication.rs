@@ -5,7 +5,9 @@ use cpreg_proto::pb::{self, Category};
 use cpreg_proto::role::Role;
 use cpreg_proto::snapshot::{AUTHORITY_KEY, CHILD_PREFIX};
 use cpreg_tests::replica::TestReplica;
-use cpreg_tests::{AUTHORITY, TestPrimary, child_details, day, plan_start, synthetic_csv};
+use cpreg_tests::{
+    AUTHORITY, TestPrimary, child_details, day, ended_at_review, plan_start, synthetic_csv,
+};
 use indicatif::ProgressBar;
 use prost::Message;
 
@@ -126,16 +128,7 @@ async fn a_child_without_a_plan_is_not_in_the_projection_and_an_ended_plan_is() 
     c.start_plan(plan_start("E1", -30, 40, &[Category::Emotional]))
         .await
         .expect("plan");
-    c.end_plan(pb::EndPlanRequest {
-        record_id: "E1".into(),
-        end: Some(pb::PlanEnd {
-            reason: pb::EndReason::NoLongerAtRisk.into(),
-            end_date: day(-1),
-            ..Default::default()
-        }),
-    })
-    .await
-    .expect("ended");
+    c.end_plan(ended_at_review("E1", -1)).await.expect("ended");
     let replica = TestReplica::start(&primary.pki, "edt", &primary.url).await;
     replica.wait_for(AUTHORITY, primary.head().await.0).await;
     assert!(projected(&replica, "N1").is_none());
@@ -275,16 +268,9 @@ async fn an_ended_plan_leaves_the_replicas_after_365_days_and_an_unborn_plan_28_
     c.start_plan(plan_start("OLD1", -60, 20, &[Category::Neglect]))
         .await
         .expect("plan");
-    c.end_plan(pb::EndPlanRequest {
-        record_id: "OLD1".into(),
-        end: Some(pb::PlanEnd {
-            reason: pb::EndReason::NoLongerAtRisk.into(),
-            end_date: day(0),
-            ..Default::default()
-        }),
-    })
-    .await
-    .expect("ended today");
+    c.end_plan(ended_at_review("OLD1", 0))
+        .await
+        .expect("ended today");
     let unborn = pb::ChildDetails {
         unborn: Some(pb::Unborn {
             expected_delivery_date: day(30),
