@@ -78,6 +78,9 @@ fn is_typo(a: &str, b: &str) -> bool {
         return false;
     }
     let longest = a.len().max(b.len());
+    if longest - a.len().min(b.len()) > 2 && longest < 6 {
+        return false;
+    }
     let edits = damerau_levenshtein(a, b);
     edits <= 1 || (longest >= 8 && edits <= 2) || (longest >= 6 && jaro_winkler(a, b) >= 0.93)
 }
@@ -94,8 +97,9 @@ impl Comparer<'_> {
     }
 
     fn relation_words(&self, asked: &str, held: &str, what: &str) -> Option<String> {
+        let relation = self.variants.relation(asked, held)?;
         let (a, h) = (display(asked), display(held));
-        match self.variants.relation(asked, held)? {
+        match relation {
             Relation::ShortForm => Some(format!("{a} is a short form of {what}{h}")),
             Relation::Spelling => Some(format!("{a} is another spelling of {what}{h}")),
         }

@@ -6,7 +6,7 @@ use chrono::Datelike;
 use cpreg_proto::{ident, pb};
 
 use super::evidence::{Comparer, DateEvidence, NameHit, NameParts};
-use super::{Candidate, Confidence, Indexed, Matcher, Query, compact_postcode};
+use super::{Asked, Candidate, Confidence, Indexed, Matcher};
 
 impl Matcher {
     /// A brother or sister of the best match (same surname and home) is never a match too,
@@ -57,18 +57,15 @@ impl Matcher {
     pub(super) fn grade(
         &self,
         comparer: &Comparer<'_>,
-        query: &Query,
-        given: &NameParts,
-        surname: &NameParts,
+        asked: &Asked<'_>,
         record: &Indexed,
     ) -> Option<Candidate> {
+        let (query, given, surname) = (asked.query, &asked.given, &asked.surname);
         let mut reasons = Vec::new();
         let mut score = 0;
 
-        let asked_nhs = query.nhs.as_deref().and_then(|n| ident::nhs_number(n).ok());
-        let held_nhs = ident::nhs_number(&record.child.nhs_number).ok();
-        let nhs_match = asked_nhs.is_some() && asked_nhs == held_nhs;
-        let nhs_conflict = asked_nhs.is_some() && held_nhs.is_some() && !nhs_match;
+        let nhs_match = asked.nhs.is_some() && asked.nhs == record.nhs;
+        let nhs_conflict = asked.nhs.is_some() && record.nhs.is_some() && !nhs_match;
         if nhs_match {
             score += 100;
             reasons.push("NHS number exact".to_owned());
@@ -136,11 +133,7 @@ impl Matcher {
             reasons.push("matched on another name the child is known by".into());
         }
 
-        let postcode_match = query
-            .postcode
-            .as_deref()
-            .map(compact_postcode)
-            .is_some_and(|p| !p.is_empty() && p == record.postcode);
+        let postcode_match = asked.postcode.as_ref() == Some(&record.postcode);
         if postcode_match {
             score += 8;
             reasons.push("postcode the same".into());

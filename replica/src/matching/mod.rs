@@ -9,6 +9,7 @@
 
 mod evidence;
 mod grade;
+mod sketch;
 pub mod variants;
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use rphonetic::DoubleMetaphone;
 
 use crate::store::{Store, StoreError};
 use evidence::{Comparer, NameParts, SoundCodes, dates_to_search};
+use sketch::Sketch;
 use variants::NameVariants;
 
 /// Candidates returned when the query does not say.
@@ -93,11 +95,23 @@ struct KnownName {
     other: bool,
 }
 
+/// A query as the matcher compares it, worked out once rather than for every record.
+struct Asked<'q> {
+    query: &'q Query,
+    given: NameParts,
+    surname: NameParts,
+    sketch: (Sketch, Sketch),
+    nhs: Option<String>,
+    postcode: Option<String>,
+}
+
 /// One record with what the matcher compares.
 #[derive(Debug)]
 struct Indexed {
     authority: String,
     child: pb::ProjectedChild,
+    /// The NHS number checked and in its plain form.
+    nhs: Option<String>,
     dob: Option<NaiveDate>,
     names: Vec<KnownName>,
     postcode: String,
@@ -108,7 +122,12 @@ struct Indexed {
 
 /// The indexes over every trusted authority's projected children.
 pub struct Matcher {
+    /// In order of date of birth, so the children born on one day sit together.
     records: Vec<Indexed>,
+    /// (given names, surname) of every name of every record, record by record: those of record
+    /// `i` are `sketches[sketch_start[i]..sketch_start[i + 1]]`.
+    sketches: Vec<(Sketch, Sketch)>,
+    sketch_start: Vec<u32>,
     by_nhs: HashMap<String, Vec<u32>>,
     by_dob: HashMap<NaiveDate, Vec<u32>>,
     /// Surname keys: the joined name, each token, "#" + each sound code.
@@ -169,9 +188,12 @@ fn push(index: &mut HashMap<String, Vec<u32>>, key: String, id: u32) {
 
 impl Matcher {
     /// Builds the indexes over `(authority, child)` pairs.
-    pub fn new(children: Vec<(String, pb::ProjectedChild)>) -> Matcher {
+    pub fn new(mut children: Vec<(String, pb::ProjectedChild)>) -> Matcher {
+        children.sort_by(|a, b| a.1.date_of_birth.cmp(&b.1.date_of_birth));
         let mut m = Matcher {
             records: Vec::with_capacity(children.len()),
+            sketches: Vec::with_capacity(children.len()),
+            sketch_start: vec![0],
             by_nhs: HashMap::new(),
             by_dob: HashMap::new(),
             by_surname: HashMap::new(),
@@ -267,9 +289,17 @@ impl Matcher {
                 other: true,
             });
         }
+        for name in &names {
+            self.sketches.push((
+                Sketch::new(&name.given, &self.variants),
+                Sketch::new(&name.surname, &self.variants),
+            ));
+        }
+        self.sketch_start.push(self.sketches.len() as u32);
         let unborn = child.unborn.clone().unwrap_or_default();
         let record = Indexed {
             authority,
+            nhs: ident::nhs_number(&child.nhs_number).ok(),
             dob: parse_date(&child.date_of_birth),
             postcode: compact_postcode(&child.postcode),
             mother_given: NameParts::new(&unborn.mother_given_names),
@@ -278,8 +308,8 @@ impl Matcher {
             names,
             child,
         };
-        if let Ok(nhs) = ident::nhs_number(&record.child.nhs_number) {
-            push(&mut self.by_nhs, nhs, id);
+        if let Some(nhs) = &record.nhs {
+            push(&mut self.by_nhs, nhs.clone(), id);
         }
         if let Ok(nhs) = ident::nhs_number(&unborn.mother_nhs_number) {
             push(&mut self.by_mother_nhs, nhs, id);
@@ -346,10 +376,11 @@ impl Matcher {
     }
 
     /// The records worth scoring for `query`.
-    fn gather(&self, query: &Query, given: &NameParts, surname: &NameParts) -> HashSet<u32> {
-        let mut ids = HashSet::new();
-        if let Some(nhs) = query.nhs.as_deref().and_then(|n| ident::nhs_number(n).ok()) {
-            ids.extend(self.by_nhs.get(&nhs).into_iter().flatten());
+    fn gather(&self, asked: &Asked<'_>) -> Vec<u32> {
+        let (query, given, surname) = (asked.query, &asked.given, &asked.surname);
+        let mut ids = Vec::new();
+        if let Some(nhs) = &asked.nhs {
+            ids.extend(self.by_nhs.get(nhs).into_iter().flatten());
         }
         if let Some(dob) = query.dob {
             for date in dates_to_search(dob) {
@@ -376,13 +407,47 @@ impl Matcher {
             let by_given = self.ids_for(&self.by_given, &self.query_keys(given, true));
             ids.extend(by_surname.intersection(&by_given));
         }
+        // In record order (date of birth), once each.
+        ids.sort_unstable();
+        ids.dedup();
         ids
+    }
+
+    /// Whether any name record `id` holds could agree with the names asked about, as grading
+    /// needs for anything but an NHS number or a mother's details: a quick, certain "no" for
+    /// most of the children born near the date asked about.
+    fn worth_grading(&self, asked: &Asked<'_>, id: u32) -> bool {
+        if asked.nhs.is_some() || asked.query.mother.is_some() {
+            return true;
+        }
+        let (given, surname) = &asked.sketch;
+        let range =
+            self.sketch_start[id as usize] as usize..self.sketch_start[id as usize + 1] as usize;
+        self.sketches[range].iter().any(|(g, s)| {
+            (asked.given.is_empty() || sketch::could_agree(given, g))
+                && sketch::could_agree(surname, s)
+        })
     }
 
     /// The ranked candidates for `query`, best first, at most the cap.
     pub fn find(&self, query: &Query) -> Vec<Candidate> {
         let given = NameParts::new(&query.given);
         let surname = NameParts::new(&query.surname);
+        let asked = Asked {
+            query,
+            sketch: (
+                Sketch::new(&given, &self.variants),
+                Sketch::new(&surname, &self.variants),
+            ),
+            given,
+            surname,
+            nhs: query.nhs.as_deref().and_then(|n| ident::nhs_number(n).ok()),
+            postcode: query
+                .postcode
+                .as_deref()
+                .map(compact_postcode)
+                .filter(|p| !p.is_empty()),
+        };
         let sounds = |token: &str| {
             self.sounds
                 .get(token)
@@ -394,12 +459,14 @@ impl Matcher {
             sounds: &sounds,
         };
         let mut scored: Vec<(Candidate, u32)> = self
-            .gather(query, &given, &surname)
+            .gather(&asked)
             .into_iter()
             .filter_map(|id| {
                 let record = &self.records[id as usize];
-                self.grade(&comparer, query, &given, &surname, record)
-                    .map(|c| (c, id))
+                if !self.worth_grading(&asked, id) {
+                    return None;
+                }
+                self.grade(&comparer, &asked, record).map(|c| (c, id))
             })
             .collect();
         scored.sort_by(|(a, ia), (b, ib)| {

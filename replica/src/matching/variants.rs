@@ -69,6 +69,15 @@ impl NameVariants {
             .map(|(g, _)| format!("g{g}"))
     }
 
+    /// The numbers of the groups a name belongs to.
+    pub fn groups(&self, joined: &str) -> impl Iterator<Item = u32> + '_ {
+        self.groups
+            .get(joined)
+            .into_iter()
+            .flatten()
+            .map(|(g, _)| *g)
+    }
+
     /// How two joined normalised names are related, if they differ and share a group; a short
     /// form wins over a spelling when both hold.
     pub fn relation(&self, a: &str, b: &str) -> Option<Relation> {
