@@ -5,9 +5,11 @@
 //!
 //! # Layout
 //! - [`answer`]: the answer and its plain-words advice.
+//! - [`journal`]: recording enquiries, many to a commit, before they are answered.
 //! - [`limits`]: per-operator and per-site rate limits.
 
 pub mod answer;
+pub mod journal;
 pub mod limits;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use crate::matching::{Matcher, MotherQuery, Query};
 use crate::status::HeldVersion;
 use crate::store::{Enquiry, EnquiryPath, EnquiryState, Store};
 use answer::Freshness;
+use journal::Journal;
 use limits::{PatternWatch, RateLimiter};
 
 /// The matcher over the versions it was built from; rebuilt when any authority moves on.
@@ -42,6 +45,7 @@ pub struct LookupService {
     config: Arc<Config>,
     lookups: LookupConfig,
     clock: Arc<dyn Clock>,
+    journal: Journal,
     matcher: Mutex<MatcherCache>,
     limiter: std::sync::Mutex<RateLimiter>,
     watch: std::sync::Mutex<PatternWatch>,
@@ -128,6 +132,7 @@ impl LookupService {
         clock: Arc<dyn Clock>,
     ) -> Self {
         LookupService {
+            journal: Journal::start(store.clone()),
             store,
             config,
             lookups,
@@ -234,11 +239,7 @@ impl LookupService {
 
     /// Writes an enquiry (and its outbox entry) before anything is answered.
     async fn record(&self, enquiry: Enquiry) -> Result<Enquiry, Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.record_enquiry(enquiry))
-            .await
-            .map_err(internal)?
-            .map_err(internal)
+        self.journal.record(enquiry).await.map_err(internal)
     }
 
     async fn update(
@@ -358,10 +359,14 @@ impl LookupService {
     }
 }
 
+/// The outcome as DESIGN section 9 spells it in JSON (`match`, `possible`, `no_record`).
 fn outcome_word(answer: &pb::LookupAnswer) -> String {
-    serde_json::to_value(answer)
-        .ok()
-        .and_then(|v| v["outcome"].as_str().map(str::to_owned))
+    pb::LookupOutcome::try_from(answer.outcome)
+        .map(|o| {
+            o.as_str_name()
+                .trim_start_matches("LOOKUP_OUTCOME_")
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 

@@ -99,15 +99,26 @@ impl Store {
 
     /// Records a new enquiry and queues it for the primary, in one transaction; returns it with
     /// its reference. Nothing may be answered before this returns.
-    pub fn record_enquiry(&self, mut enquiry: Enquiry) -> Result<Enquiry, StoreError> {
+    pub fn record_enquiry(&self, enquiry: Enquiry) -> Result<Enquiry, StoreError> {
+        let mut recorded = self.record_enquiries(vec![enquiry])?;
+        Ok(recorded.remove(0))
+    }
+
+    /// Records several new enquiries and their outbox entries in one transaction (one commit,
+    /// one sync to disk), in the order given; returns them with their references.
+    pub fn record_enquiries(&self, enquiries: Vec<Enquiry>) -> Result<Vec<Enquiry>, StoreError> {
         let txn = self.write()?;
-        enquiry.reference = Self::next_reference(&txn, &enquiry.site, enquiry.at)?;
-        enquiry
-            .history
-            .push((enquiry.at, state_word(&enquiry.state)));
-        write_and_queue(&txn, &enquiry)?;
+        let mut recorded = Vec::with_capacity(enquiries.len());
+        for mut enquiry in enquiries {
+            enquiry.reference = Self::next_reference(&txn, &enquiry.site, enquiry.at)?;
+            enquiry
+                .history
+                .push((enquiry.at, state_word(&enquiry.state)));
+            write_and_queue(&txn, &enquiry)?;
+            recorded.push(enquiry);
+        }
         txn.commit()?;
-        Ok(enquiry)
+        Ok(recorded)
     }
 
     /// Moves an enquiry to a new state (a call-back confirmed, failed or expired) and queues it
