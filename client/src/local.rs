@@ -31,9 +31,20 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CliErro
 
 /// Writes the primary's certificate and config under `dir` (once) and returns the config.
 pub fn prepare_primary(dir: &Path, ca: &DevCa, listen: SocketAddr) -> Result<Config, CliError> {
+    prepare_primary_with(dir, ca, listen, |_| {})
+}
+
+/// As [`prepare_primary`], with the config changed by `configure` before it is written (a
+/// `[notifications]` section, say).
+pub fn prepare_primary_with(
+    dir: &Path,
+    ca: &DevCa,
+    listen: SocketAddr,
+    configure: impl FnOnce(&mut Config),
+) -> Result<Config, CliError> {
     let tls_dir = dir.join("tls");
     std::fs::create_dir_all(&tls_dir).map_err(io("folder", &tls_dir))?;
-    let config = Config {
+    let mut config = Config {
         authority: ca.authority().to_owned(),
         data_dir: dir.join("data"),
         listen,
@@ -48,7 +59,9 @@ pub fn prepare_primary(dir: &Path, ca: &DevCa, listen: SocketAddr) -> Result<Con
             edt_phone: "020 7946 0999".into(),
         },
         publishing: Publishing::default(),
+        notifications: None,
     };
+    configure(&mut config);
     if !config.tls.cert.exists() {
         let issued = ca.issue_server("cpreg-primary", &["localhost".into(), "127.0.0.1".into()])?;
         write_issued(&issued, &config.tls.cert, &config.tls.key)?;
@@ -78,13 +91,24 @@ impl LocalPrimary {
         clock: Arc<dyn Clock>,
         addr: SocketAddr,
     ) -> Result<LocalPrimary, CliError> {
+        Self::start_configured(dir, ca, clock, addr, |_| {}).await
+    }
+
+    /// As [`LocalPrimary::start_on`], with the config changed by `configure` first.
+    pub async fn start_configured(
+        dir: &Path,
+        ca: &DevCa,
+        clock: Arc<dyn Clock>,
+        addr: SocketAddr,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<LocalPrimary, CliError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(io("listener", Path::new(&addr.to_string())))?;
         let addr = listener
             .local_addr()
             .map_err(io("listener", Path::new(&addr.to_string())))?;
-        let config = prepare_primary(dir, ca, addr)?;
+        let config = prepare_primary_with(dir, ca, addr, configure)?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(cpreg_primary::run(config.clone(), clock, listener, async {
             let _ = rx.await;

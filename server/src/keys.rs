@@ -262,6 +262,7 @@ mod tests {
             },
             contact: AuthorityContact::default(),
             publishing: Publishing::default(),
+            notifications: None,
         }
     }
 

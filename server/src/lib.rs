@@ -13,6 +13,7 @@
 //! - [`service`]: the register's gRPC handlers; [`convert`] and [`error`] are their edge.
 //! - [`projection`]: what of a record replicas may see, and for how long.
 //! - [`replication`]: pushes signed versions of the projection to subscribed replicas.
+//! - [`notify`]: delivers the notification outbox to the webhook and by e-mail.
 //! - [`auth`]: the caller's role from the client certificate.
 //! - [`keys`]: the authority's Ed25519 signing key, and its rotation.
 //! - [`export`]: the signed snapshot written to a file encrypted for a site with no link.
@@ -29,6 +30,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod lifecycle;
+pub mod notify;
 pub mod projection;
 pub mod record;
 pub mod replication;
@@ -66,6 +68,8 @@ pub enum ServeError {
     Store(#[from] store::StoreError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("notifications: {0}")]
+    Notify(#[from] notify::NotifyError),
 }
 
 /// Installs ring as the process's TLS provider; a second call is harmless.
@@ -169,9 +173,10 @@ pub async fn run(
     let service = service::RegisterService::new(store.clone());
     let (replication, feeds) =
         replication::ReplicationService::new(store.clone(), config.publishing.clone());
+    let delivery = notify::Delivery::start(store.clone(), config.notifications.as_ref()).await?;
     let sweeper = tokio::spawn(sweep_daily(store.clone()));
     tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
-    Server::builder()
+    let served = Server::builder()
         .tls_config(tls)?
         .add_service(
             RegisterServer::new(service)
@@ -191,8 +196,11 @@ pub async fn run(
                 feeds.stop().await;
             },
         )
-        .await?;
+        .await;
+    // The register closes only when every task holding it is gone.
+    delivery.stop().await;
     sweeper.abort();
     let _ = sweeper.await;
+    served?;
     Ok(())
 }

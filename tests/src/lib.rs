@@ -2,6 +2,7 @@
 //! started for real (in this process on port 0, or as a separate process that can be killed),
 //! and profiles for every role, all under one temporary folder.
 
+pub mod receivers;
 pub mod replica;
 
 use std::path::{Path, PathBuf};
@@ -116,10 +117,27 @@ impl TestPrimary {
         addr: std::net::SocketAddr,
         at: DateTime<Utc>,
     ) -> TestPrimary {
+        Self::start_configured(pki, addr, at, |_| {}).await
+    }
+
+    /// Starts (or restarts) a primary over `pki`'s folder on `addr` with its clock at `at`, its
+    /// configuration changed by `configure` first (a `[notifications]` section, say).
+    pub async fn start_configured(
+        pki: TestPki,
+        addr: std::net::SocketAddr,
+        at: DateTime<Utc>,
+        configure: impl FnOnce(&mut cpreg_primary::config::Config),
+    ) -> TestPrimary {
         let clock = Arc::new(FixedClock::new(at));
-        let primary = LocalPrimary::start_on(&pki.primary_dir(), &pki.ca, clock.clone(), addr)
-            .await
-            .expect("primary starts");
+        let primary = LocalPrimary::start_configured(
+            &pki.primary_dir(),
+            &pki.ca,
+            clock.clone(),
+            addr,
+            configure,
+        )
+        .await
+        .expect("primary starts");
         let url = primary.url.clone();
         let this = TestPrimary {
             pki,
@@ -187,13 +205,14 @@ impl PrimaryProcess {
     /// Starts `cpreg-primary serve` over `pki`'s primary folder and waits for it to listen.
     /// `exe` is `env!("CARGO_BIN_EXE_cpreg-primary-under-test")`, which only tests can name.
     pub fn spawn(exe: &str, pki: &TestPki) -> PrimaryProcess {
+        Self::spawn_on(exe, pki, "127.0.0.1:0".parse().expect("addr"))
+    }
+
+    /// As [`PrimaryProcess::spawn`], listening on `addr`: a primary restarted after a kill comes
+    /// back where its replicas dial it.
+    pub fn spawn_on(exe: &str, pki: &TestPki, addr: std::net::SocketAddr) -> PrimaryProcess {
         use std::io::BufRead;
-        prepare_primary(
-            &pki.primary_dir(),
-            &pki.ca,
-            "127.0.0.1:0".parse().expect("addr"),
-        )
-        .expect("config");
+        prepare_primary(&pki.primary_dir(), &pki.ca, addr).expect("config");
         let mut child = Command::new(exe)
             .args(["serve", "--config"])
             .arg(pki.primary_dir().join("primary.toml"))
@@ -226,6 +245,28 @@ impl PrimaryProcess {
         }
         let _ = self.child.wait();
     }
+}
+
+/// A free loopback address: bound, read and released, for a server that must come back on the
+/// same port after it is killed.
+pub fn free_loopback_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+/// Opens a stopped (or killed) primary's register in this process, with its own signing key.
+pub fn open_register(pki: &TestPki) -> cpreg_primary::store::Store {
+    let data = pki.primary_dir().join("data");
+    let key = cpreg_primary::keys::load_or_generate(&data.join("signing.key"))
+        .expect("the primary's signing key");
+    cpreg_primary::store::Store::open(
+        &data.join("register.redb"),
+        AUTHORITY,
+        key,
+        Arc::new(FixedClock::new(now())),
+    )
+    .expect("open the primary's register")
 }
 
 /// A child's details as the custodian would send them.

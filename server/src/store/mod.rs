@@ -10,11 +10,13 @@
 //! - [`replicas`]: what each replica last reported.
 //! - [`enquiries`]: the enquiries the replicas reported.
 //! - [`rotations`]: the authority's key rotations, as signed, and the key chain they make.
+//! - [`notifications`]: the notification outbox: what is owed to the webhook and to e-mail.
 
 mod audit;
 mod children;
 mod directory;
 mod enquiries;
+mod notifications;
 mod publish;
 mod replicas;
 mod rotations;
@@ -31,6 +33,7 @@ use crate::lifecycle::RuleError;
 pub use audit::AuditChain;
 pub use children::{ChildFilter, ImportOutcome};
 pub use enquiries::ReceivedEnquiry;
+pub use notifications::{Notification, NotificationFilter, Sink, SinkDelivery};
 pub use publish::{Head, KEPT_VERSIONS, Outgoing};
 pub use replicas::ReplicaReport;
 pub use rotations::KeyInForce;
@@ -133,6 +136,8 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     /// The newest published version, for subscribers to wait on.
     published: tokio::sync::watch::Sender<u64>,
+    /// The delivery tasks waiting for notifications, woken after a commit that queued some.
+    delivery_wakers: std::sync::Mutex<Vec<std::sync::Weak<tokio::sync::Notify>>>,
 }
 
 impl Store {
@@ -166,6 +171,7 @@ impl Store {
             authority: authority.to_owned(),
             clock,
             published,
+            delivery_wakers: std::sync::Mutex::default(),
         };
         store.published.send_replace(store.head()?.version);
         if store.head()?.version == 0 && store.count_children()? > 0 {
