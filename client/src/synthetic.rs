@@ -32,6 +32,7 @@ pub struct SyntheticChild {
     pub lead_social_worker: String,
     pub lead_social_worker_phone: String,
     pub next_review_date: String,
+    pub lead_social_worker_email: String,
     pub expected_delivery_date: String,
     pub mother_given_names: String,
     pub mother_surname: String,
@@ -41,7 +42,7 @@ pub struct SyntheticChild {
 
 /// The CSV header line's column names, in the order `write_csv` writes them: the columns the
 /// primary's import recognises.
-pub const CSV_COLUMNS: [&str; 19] = cpreg_primary::import::COLUMNS;
+pub const CSV_COLUMNS: [&str; 20] = cpreg_primary::import::COLUMNS;
 
 /// Writes a header and the rows. `other_names` and `category` are joined with `;`.
 pub fn write_csv<W: std::io::Write>(out: W, children: &[SyntheticChild]) -> std::io::Result<()> {
@@ -67,6 +68,7 @@ pub fn write_csv<W: std::io::Write>(out: W, children: &[SyntheticChild]) -> std:
             &c.lead_social_worker,
             &c.lead_social_worker_phone,
             &c.next_review_date,
+            &c.lead_social_worker_email,
             &c.expected_delivery_date,
             &c.mother_given_names,
             &c.mother_surname,
@@ -75,6 +77,14 @@ pub fn write_csv<W: std::io::Write>(out: W, children: &[SyntheticChild]) -> std:
         ])?;
     }
     writer.flush()
+}
+
+/// "Sam O'Neill" -> "sam.oneill@social-care.example": a work address on a reserved domain.
+fn work_email(name: &str) -> String {
+    format!(
+        "{}@social-care.example",
+        cpreg_proto::names::tokens(name).join(".")
+    )
 }
 
 fn join_into(buf: &mut String, items: &[String]) {
@@ -1574,6 +1584,7 @@ impl Generator {
         let (name, phone) = &self.workers[worker];
         child.lead_social_worker = name.clone();
         child.lead_social_worker_phone = phone.clone();
+        child.lead_social_worker_email = work_email(name);
     }
 
     /// A date of birth of a child aged `age` (0 to 17) today.
@@ -1811,6 +1822,7 @@ fn blank() -> SyntheticChild {
         lead_social_worker: String::new(),
         lead_social_worker_phone: String::new(),
         next_review_date: String::new(),
+        lead_social_worker_email: String::new(),
         expected_delivery_date: String::new(),
         mother_given_names: String::new(),
         mother_surname: String::new(),
@@ -2111,6 +2123,7 @@ mod tests {
                 lead_social_worker: field("lead_social_worker"),
                 lead_social_worker_phone: field("lead_social_worker_phone"),
                 next_review_date: field("next_review_date"),
+                lead_social_worker_email: field("lead_social_worker_email"),
                 expected_delivery_date: field("expected_delivery_date"),
                 mother_given_names: field("mother_given_names"),
                 mother_surname: field("mother_surname"),

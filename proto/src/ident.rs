@@ -38,6 +38,9 @@ pub enum IdentError {
     /// Not a UK telephone number.
     #[error("telephone number {0:?} is not a UK number: send 10 or 11 digits starting 0, or +44")]
     Phone(String),
+    /// Not an e-mail address.
+    #[error("e-mail address {0:?} is not one: send name@domain, without spaces")]
+    Email(String),
 }
 
 /// Checks an NHS number and returns its ten digits.
@@ -144,6 +147,31 @@ pub fn phone(input: &str) -> Result<String, IdentError> {
         Ok(compact)
     } else {
         Err(IdentError::Phone(input.to_owned()))
+    }
+}
+
+/// Checks an e-mail address (empty means none) and returns it trimmed: one `@`, something
+/// before it, a dotted domain after it, no spaces. Deliverability is the mail system's to judge.
+pub fn email(input: &str) -> Result<String, IdentError> {
+    let address = input.trim();
+    if address.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = match address.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if ok {
+        Ok(address.to_owned())
+    } else {
+        Err(IdentError::Email(input.to_owned()))
     }
 }
 

@@ -147,13 +147,18 @@ pub fn end_reason_to(r: EndReason) -> i32 {
 
 fn contact_from(c: Option<&pb::Contact>) -> Result<Option<Contact>> {
     let Some(c) = c else { return Ok(None) };
-    if c.name.trim().is_empty() && c.phone.trim().is_empty() && c.address.trim().is_empty() {
+    if c.name.trim().is_empty()
+        && c.phone.trim().is_empty()
+        && c.address.trim().is_empty()
+        && c.email.trim().is_empty()
+    {
         return Ok(None);
     }
     Ok(Some(Contact {
         name: c.name.trim().to_owned(),
         address: c.address.trim().to_owned(),
         phone: opt_phone(&c.phone)?,
+        email: ident::email(&c.email)?,
     }))
 }
 
@@ -162,6 +167,7 @@ fn contact_to(c: &Contact) -> pb::Contact {
         name: c.name.clone(),
         address: c.address.clone(),
         phone: c.phone.clone(),
+        email: c.email.clone(),
     }
 }
 

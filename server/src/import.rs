@@ -18,7 +18,7 @@ use crate::record::{Category, ChildDetails, ChildRecord, Contact, Gender, Plan, 
 const MAX_LINES_PER_ROW: usize = 8;
 
 /// The columns the import recognises.
-pub const COLUMNS: [&str; 19] = [
+pub const COLUMNS: [&str; 20] = [
     "record_id",
     "given_names",
     "surname",
@@ -33,6 +33,7 @@ pub const COLUMNS: [&str; 19] = [
     "lead_social_worker",
     "lead_social_worker_phone",
     "next_review_date",
+    "lead_social_worker_email",
     "expected_delivery_date",
     "mother_given_names",
     "mother_surname",
@@ -402,6 +403,8 @@ fn parse_fields<'a>(
                 name: cell("lead_social_worker").unwrap_or_default().to_owned(),
                 address: String::new(),
                 phone,
+                email: ident::email(cell("lead_social_worker_email").unwrap_or_default())
+                    .map_err(|e| e.to_string())?,
             },
             next_review_date: date("next_review_date")?.unwrap_or_default(),
         });

@@ -84,6 +84,8 @@ pub fn child(
         } else {
             String::new()
         },
+        // Filled in by the store, which holds the enquiries.
+        recent_enquiries: Vec::new(),
     };
     (Some(projected), recheck)
 }
@@ -137,6 +139,7 @@ mod tests {
                     name: "Sam".into(),
                     address: String::new(),
                     phone: "02079460123".into(),
+                    email: String::new(),
                 },
                 team_manager: Contact::default(),
                 core_group: vec![],

@@ -91,6 +91,8 @@ pub struct Contact {
     pub name: String,
     pub address: String,
     pub phone: String,
+    /// Where notifications about the child go (a lead social worker's work e-mail).
+    pub email: String,
 }
 
 /// A parent, a person with parental responsibility, or another adult of the household.

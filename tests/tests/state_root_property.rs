@@ -86,6 +86,7 @@ fn apply(store: &Store, op: &Op) {
                         name: "Sam".into(),
                         address: String::new(),
                         phone: "02079460123".into(),
+                        ..Default::default()
                     },
                     team_manager: Contact {
                         name: "Priya".into(),

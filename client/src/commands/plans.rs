@@ -27,11 +27,16 @@ fn end_reason(name: &str) -> Result<i32, CliError> {
     Ok(reason.into())
 }
 
-fn contact(name: Option<String>, phone: Option<String>) -> Option<pb::Contact> {
-    (name.is_some() || phone.is_some()).then(|| pb::Contact {
+fn contact(
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+) -> Option<pb::Contact> {
+    (name.is_some() || phone.is_some() || email.is_some()).then(|| pb::Contact {
         name: name.unwrap_or_default(),
         address: String::new(),
         phone: phone.unwrap_or_default(),
+        email: email.unwrap_or_default(),
     })
 }
 
@@ -57,8 +62,8 @@ pub async fn run(profile: &Profile, command: PlansCommand, out: Output) -> Resul
                         .map(|c| category(c))
                         .collect::<Result<_, _>>()?,
                     start_date,
-                    lead_social_worker: contact(lead.name, lead.phone),
-                    team_manager: contact(Some(team_manager), team_manager_phone),
+                    lead_social_worker: contact(lead.name, lead.phone, lead.email),
+                    team_manager: contact(Some(team_manager), team_manager_phone, None),
                     core_group,
                     next_review_date: next_review,
                     notice_period_days: notice_days.unwrap_or(0),
@@ -80,8 +85,8 @@ pub async fn run(profile: &Profile, command: PlansCommand, out: Output) -> Resul
                         .iter()
                         .map(|c| category(c))
                         .collect::<Result<_, _>>()?,
-                    lead_social_worker: contact(lead.name, lead.phone),
-                    team_manager: contact(team_manager, team_manager_phone),
+                    lead_social_worker: contact(lead.name, lead.phone, lead.email),
+                    team_manager: contact(team_manager, team_manager_phone, None),
                     replace_core_group: !core_group.is_empty(),
                     core_group,
                 })

@@ -108,6 +108,7 @@ pub async fn catchup(records: usize, changed: usize, one_version_each: bool) -> 
                         name: format!("Catch-up Worker {i}"),
                         address: String::new(),
                         phone: format!("020 7946 0{:03}", i % 1000),
+                        email: String::new(),
                     }),
                     ..Default::default()
                 })

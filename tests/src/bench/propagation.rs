@@ -135,6 +135,7 @@ pub async fn propagation(
                 name: format!("Bench Worker {i}"),
                 address: String::new(),
                 phone: format!("020 7946 0{:03}", i % 1000),
+                email: String::new(),
             }),
             ..Default::default()
         };
