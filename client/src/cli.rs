@@ -38,7 +38,8 @@ pub enum Command {
     /// Requests from other authorities for a child's historic plans (custodian).
     #[command(subcommand)]
     Historic(HistoricCommand),
-    /// Import and audit (custodian, auditor).
+    /// Import, audit, the replicas' reports, Contacts and alerts (custodian; auditors read the
+    /// audit, replicas and enquiries).
     #[command(subcommand)]
     Admin(AdminCommand),
     /// A development certificate authority and role certificates.
@@ -136,6 +137,9 @@ pub struct LeadSocialWorker {
     /// The lead social worker's telephone number.
     #[arg(long = "lead-phone")]
     pub phone: Option<String>,
+    /// The lead social worker's work e-mail, where enquiries about the child are sent.
+    #[arg(long = "lead-email")]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,7 +289,7 @@ pub enum AdminCommand {
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Each replica's version, as-of time, staleness and last contact.
+    /// Each replica's version, as-of time, staleness, enquiry outbox backlog and last contact.
     Replicas,
     /// The enquiries the replicas reported, newest first.
     Enquiries {
@@ -294,6 +298,56 @@ pub enum AdminCommand {
         record_id: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+    /// Contacts recorded for children without a plan, with the advice given, newest first.
+    Contacts {
+        /// Only Contacts about this child's record.
+        #[arg(long)]
+        record_id: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Alerts: second enquiries, refused and enumeration-like lookups, newest first.
+    ///
+    /// `admin alerts ack ID --note TEXT` records that one was seen and what was done about it.
+    Alerts(AlertsArgs),
+}
+
+/// `admin alerts`: list them, or acknowledge one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub command: Option<AlertsCommand>,
+    #[command(flatten)]
+    pub filter: AlertsFilter,
+}
+
+/// Which alerts `admin alerts` lists.
+#[derive(Debug, Args, Clone)]
+pub struct AlertsFilter {
+    /// Only alerts of this kind.
+    #[arg(long, value_parser = ["second-enquiry", "refused", "enumeration"])]
+    pub kind: Option<String>,
+    /// Only alerts nobody has acknowledged yet.
+    #[arg(long)]
+    pub unacknowledged: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Record that an alert was seen and what was done about it.
+    #[command(visible_alias = "acknowledge")]
+    Ack {
+        /// The alert's id, as `admin alerts` shows it (refused:AE-20261122-000001).
+        id: String,
+        /// What was done about it.
+        #[arg(long)]
+        note: String,
     },
 }
 
@@ -360,6 +414,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin(AdminCommand::Replicas) => commands::replicas::run(&profile()?, out).await,
         Command::Admin(AdminCommand::Enquiries { record_id, limit }) => {
             commands::replicas::enquiries(&profile()?, record_id, limit, out).await
+        }
+        Command::Admin(AdminCommand::Contacts { record_id, limit }) => {
+            commands::follow_up::contacts(&profile()?, record_id, limit, out).await
+        }
+        Command::Admin(AdminCommand::Alerts(args)) => {
+            commands::follow_up::alerts(&profile()?, args, out).await
         }
         Command::Admin(AdminCommand::Audit(AuditCommand::Verify { key })) => {
             commands::audit::verify(&profile()?, key.as_deref(), out).await

@@ -60,6 +60,7 @@ pub fn prepare_primary_with(
         },
         publishing: Publishing::default(),
         notifications: None,
+        retention: Default::default(),
     };
     configure(&mut config);
     if !config.tls.cert.exists() {
@@ -209,6 +210,7 @@ pub fn replica_config(
         freshness_check_seconds: None,
         authorities,
         lookups: None,
+        delivered_retention_days: 30,
     };
     let path = dir.join("replica.toml");
     let text = toml::to_string(&config).map_err(|e| CliError::Invalid(e.to_string()))?;

@@ -34,6 +34,10 @@ pub struct Config {
     /// follows its primaries but answers no lookups.
     #[serde(default)]
     pub lookups: Option<LookupConfig>,
+    /// Enquiries the primary has acknowledged are kept this many days for the site's own
+    /// record, then removed; those not yet acknowledged are kept however old they are.
+    #[serde(default = "default_delivered_retention_days")]
+    pub delivered_retention_days: u32,
 }
 
 /// The lookup service at the site.
@@ -101,6 +105,10 @@ pub struct TlsConfig {
 
 fn default_staleness_threshold_hours() -> u64 {
     24
+}
+
+fn default_delivered_retention_days() -> u32 {
+    30
 }
 
 fn default_max_snapshot_bytes() -> u64 {

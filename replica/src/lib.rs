@@ -283,6 +283,7 @@ impl Replica {
             subscribers.push(Subscriber {
                 endpoint,
                 intake,
+                store: store.clone(),
                 link: link.clone(),
                 clock: clock.clone(),
                 staleness_threshold: config.staleness_threshold(),
@@ -309,6 +310,12 @@ impl Replica {
             shutdown: watcher.clone(),
         };
         tasks.push(tokio::spawn(reporter.run()));
+        tasks.push(tokio::spawn(purge_hourly(
+            store.clone(),
+            clock.clone(),
+            chrono::Duration::days(i64::from(config.delivered_retention_days)),
+            watcher.clone(),
+        )));
         let lookup_addr = match &config.lookups {
             Some(lookups) => {
                 let (addr, task) = serve_lookups(
@@ -465,4 +472,32 @@ pub fn held_versions(
             ))
         })
         .collect()
+}
+
+/// Removes, once an hour, the enquiries the primary acknowledged longer ago than the retention.
+async fn purge_hourly(
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    retention: chrono::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (store, before) = (store.clone(), clock.now() - retention);
+        match tokio::task::spawn_blocking(move || store.purge_delivered(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                tracing::info!(removed = n, %before, "delivered enquiries past retention removed")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "removing delivered enquiries failed"),
+            Err(e) => tracing::error!(error = %e, "the retention task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
 }

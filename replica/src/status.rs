@@ -67,14 +67,16 @@ impl HeldVersion {
         }
     }
 
-    /// The report sent to the primary with `ReportStatus`.
-    pub fn to_report(&self, now: DateTime<Utc>) -> pb::ReplicaStatus {
+    /// The report sent to the primary with `ReportStatus`. `outbox_backlog` is how many
+    /// enquiries wait in the replica's outbox, so the custodian sees one that is not getting
+    /// through.
+    pub fn to_report(&self, now: DateTime<Utc>, outbox_backlog: u64) -> pb::ReplicaStatus {
         pb::ReplicaStatus {
             site: String::new(),
             version: self.version,
             as_of: self.as_of.map_or(0, |t| t.timestamp()),
             stale: self.stale,
-            outbox_backlog: 0,
+            outbox_backlog,
             last_contact: now.to_rfc3339(),
             state_root: self.state_root.clone(),
         }

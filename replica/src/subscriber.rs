@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::AuthorityConfig;
 use crate::intake::{Intake, Progress};
 use crate::status::{HeldVersion, LinkState};
+use crate::store::Store;
 
 /// The first wait before redialling; doubled after each failed session.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -81,6 +82,8 @@ enum Ended {
 pub(crate) struct Subscriber {
     pub(crate) endpoint: Endpoint,
     pub(crate) intake: Intake,
+    /// The replica's store, for the enquiry outbox backlog each status report carries.
+    pub(crate) store: Arc<Store>,
     pub(crate) link: Arc<LinkState>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) staleness_threshold: chrono::Duration,
@@ -215,9 +218,24 @@ impl Subscriber {
                 return;
             }
         };
+        let backlog = {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.outbox_backlog()).await
+        };
+        let backlog = match backlog {
+            Ok(Ok(backlog)) => backlog,
+            Ok(Err(error)) => {
+                tracing::warn!(%authority, %error, "cannot count the enquiry outbox for the status report");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%authority, %error, "counting the enquiry outbox failed");
+                return;
+            }
+        };
         let now = self.clock.now();
-        let report =
-            HeldVersion::new(authority, &held, now, self.staleness_threshold).to_report(now);
+        let report = HeldVersion::new(authority, &held, now, self.staleness_threshold)
+            .to_report(now, backlog);
         match tokio::time::timeout(REPORT_TIMEOUT, client.report_status(report)).await {
             Ok(Ok(_)) => {}
             Ok(Err(status)) => tracing::warn!(%authority, %status, "status report refused"),

@@ -26,6 +26,26 @@ pub struct Config {
     /// Where the primary's notifications go; without it they stay queued in the register.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
+    /// How long records made from enquiries are kept.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// How long what enquiries leave behind is kept, as the authority's retention schedule says.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Contacts (enquiries about children without a plan) are removed this many days after
+    /// they were recorded; 0 keeps them for ever.
+    pub contacts_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            contacts_days: 2 * 365,
+        }
+    }
 }
 
 /// The authority's name and numbers, published to every replica.

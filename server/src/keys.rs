@@ -263,6 +263,7 @@ mod tests {
             contact: AuthorityContact::default(),
             publishing: Publishing::default(),
             notifications: None,
+            retention: Default::default(),
         }
     }
 

@@ -129,17 +129,28 @@ async fn publish_authority(store: &Arc<Store>, config: &Config) -> Result<(), Se
     Ok(())
 }
 
-/// Re-projects, once an hour, the children whose projection time alone changes (an ended plan
-/// after 365 days, an unborn child's plan 28 days after the due date).
-async fn sweep_daily(store: Arc<Store>) {
+/// Once an hour: re-projects the children whose projection time alone changes (an ended plan
+/// after 365 days, an unborn child's plan 28 days after the due date), and removes Contacts past
+/// their retention.
+async fn sweep_daily(store: Arc<Store>, retention: config::Retention) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         ticker.tick().await;
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.reproject_due()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "re-projecting due children failed"),
-            Err(e) => tracing::error!(error = %e, "re-projection task failed"),
+        let swept = tokio::task::spawn_blocking(move || {
+            store.reproject_due()?;
+            if retention.contacts_days > 0 {
+                let before = store.clock().now()
+                    - chrono::Duration::days(i64::from(retention.contacts_days));
+                store.purge_contacts(before)?;
+            }
+            Ok::<_, store::StoreError>(())
+        })
+        .await;
+        match swept {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the hourly sweep failed"),
+            Err(e) => tracing::error!(error = %e, "the hourly sweep task failed"),
         }
     }
 }
@@ -174,7 +185,7 @@ pub async fn run(
     let (replication, feeds) =
         replication::ReplicationService::new(store.clone(), config.publishing.clone());
     let delivery = notify::Delivery::start(store.clone(), config.notifications.as_ref()).await?;
-    let sweeper = tokio::spawn(sweep_daily(store.clone()));
+    let sweeper = tokio::spawn(sweep_daily(store.clone(), config.retention.clone()));
     tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
     let served = Server::builder()
         .tls_config(tls)?

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::require;
 use crate::config::Publishing;
-use crate::store::{Outgoing, ReceivedEnquiry, ReplicaReport, Store};
+use crate::store::{Alert, AlertFilter, Outgoing, ReceivedEnquiry, ReplicaReport, Store};
 
 /// Payload bytes per chunk frame.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -270,6 +270,44 @@ async fn feed(
     }
 }
 
+/// Rows a listing returns when the request names no limit.
+const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The kinds of alert the follow-up raises (see `crate::store::Alert`), for checking a filter.
+const ALERT_KINDS: &[&str] = &["second-enquiry", "refused", "enumeration"];
+
+/// The rows a listing asked for; 0 asks for the default.
+fn list_limit(requested: u32) -> usize {
+    if requested == 0 {
+        DEFAULT_LIST_LIMIT
+    } else {
+        requested as usize
+    }
+}
+
+/// A time as the wire spells it: RFC 3339 in UTC, to the second.
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An alert as the wire carries it; the acknowledgement fields stay empty until one is made.
+fn alert_to(alert: Alert) -> pb::Alert {
+    let (acknowledged_by, acknowledged_at, acknowledgement_note) = match alert.acknowledged {
+        Some(done) => (done.by, rfc3339(done.at), done.note),
+        None => Default::default(),
+    };
+    pb::Alert {
+        id: alert.id,
+        kind: alert.kind,
+        raised_at: rfc3339(alert.raised_at),
+        references: alert.references,
+        message: alert.message,
+        acknowledged_by,
+        acknowledged_at,
+        acknowledgement_note,
+    }
+}
+
 #[tonic::async_trait]
 impl Replication for ReplicationService {
     type SubscribeStream = FrameStream;
@@ -353,9 +391,7 @@ impl Replication for ReplicationService {
                     as_of: r.as_of,
                     stale: r.stale,
                     outbox_backlog: r.outbox_backlog,
-                    last_contact: r
-                        .last_contact
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    last_contact: rfc3339(r.last_contact),
                     state_root: r.state_root,
                 })
                 .collect(),
@@ -425,14 +461,7 @@ impl Replication for ReplicationService {
         let store = self.store.clone();
         let found = tokio::task::spawn_blocking(move || {
             let id = (!req.record_id.trim().is_empty()).then(|| req.record_id.trim().to_owned());
-            store.enquiries(
-                id.as_deref(),
-                if req.limit == 0 {
-                    100
-                } else {
-                    req.limit as usize
-                },
-            )
+            store.enquiries(id.as_deref(), list_limit(req.limit))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
@@ -444,13 +473,111 @@ impl Replication for ReplicationService {
                     site: e.site,
                     state: e.state,
                     children: e.children,
-                    received_at: e
-                        .received_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    received_at: rfc3339(e.received_at),
                     record: e.record.to_string(),
                     alert: e.alert.unwrap_or_default(),
                 })
                 .collect(),
         }))
+    }
+
+    async fn list_contacts(
+        &self,
+        request: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsReply>, Status> {
+        require(
+            &request,
+            self.store.authority(),
+            &[Role::Custodian],
+            "ListContacts",
+        )?;
+        let req = request.into_inner();
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let id = (!req.record_id.trim().is_empty()).then(|| req.record_id.trim().to_owned());
+            store.contacts(id.as_deref(), list_limit(req.limit))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::ListContactsReply {
+            contacts: found
+                .into_iter()
+                .map(|c| pb::ContactRecord {
+                    reference: c.reference,
+                    at: rfc3339(c.at),
+                    recorded_at: rfc3339(c.recorded_at),
+                    site: c.site,
+                    enquirer: c.enquirer,
+                    reason: c.reason,
+                    searched: c.searched,
+                    record_id: c.record_id.unwrap_or_default(),
+                    advice: c.advice,
+                    subject: c.subject,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsReply>, Status> {
+        require(
+            &request,
+            self.store.authority(),
+            &[Role::Custodian],
+            "ListAlerts",
+        )?;
+        let req = request.into_inner();
+        let kind = req.kind.trim();
+        if !kind.is_empty() && !ALERT_KINDS.contains(&kind) {
+            return Err(Status::invalid_argument(format!(
+                "unknown alert kind {kind:?}: use {}, or none for all",
+                ALERT_KINDS.join(", ")
+            )));
+        }
+        let filter = AlertFilter {
+            kind: (!kind.is_empty()).then(|| kind.to_owned()),
+            unacknowledged: req.unacknowledged_only,
+            limit: list_limit(req.limit),
+        };
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.alerts(&filter))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::ListAlertsReply {
+            alerts: found.into_iter().map(alert_to).collect(),
+        }))
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::Alert>, Status> {
+        let caller = require(
+            &request,
+            self.store.authority(),
+            &[Role::Custodian],
+            "AcknowledgeAlert",
+        )?;
+        let req = request.into_inner();
+        let id = req.id.trim().to_owned();
+        if id.is_empty() {
+            return Err(Status::invalid_argument(
+                "id of the alert is required, like refused:AE-20261122-000001; list them with `cpreg admin alerts`",
+            ));
+        }
+        if req.note.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "a note saying what was done about the alert is required",
+            ));
+        }
+        let store = self.store.clone();
+        let actor = caller.label();
+        let alert =
+            tokio::task::spawn_blocking(move || store.acknowledge_alert(&actor, &id, &req.note))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(alert_to(alert)))
     }
 }

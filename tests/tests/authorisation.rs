@@ -1,5 +1,6 @@
-//! Who may do what at the primary: every RPC of the register service tried with every role, and
-//! with certificates the primary must not accept at all.
+//! Who may do what at the primary: every RPC of the register service and the custodian's
+//! follow-up RPCs of the replication service tried with every role, and with certificates the
+//! primary must not accept at all.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,6 +8,7 @@ use cpreg::pki::{DevCa, write_issued};
 use cpreg::profile::Profile;
 use cpreg_proto::pb;
 use cpreg_proto::pb::register_client::RegisterClient;
+use cpreg_proto::pb::replication_client::ReplicationClient;
 use cpreg_proto::role::Role;
 use cpreg_tests::{TestPrimary, child_details, day};
 use futures::StreamExt;
@@ -43,11 +45,22 @@ const RPCS: &[(&str, &[Role])] = &[
             Role::Terminal,
         ],
     ),
+    ("ListContacts", &[Role::Custodian]),
+    ("ListAlerts", &[Role::Custodian]),
+    ("AcknowledgeAlert", &[Role::Custodian]),
 ];
 
+/// A role's clients of both services.
+struct Clients {
+    register: RegisterClient<Channel>,
+    replication: ReplicationClient<Channel>,
+}
+
 /// Makes one call of `rpc`; only the status matters.
-async fn call(c: &mut RegisterClient<Channel>, rpc: &str) -> Result<(), Status> {
+async fn call(clients: &mut Clients, rpc: &str) -> Result<(), Status> {
     let id = || "AUTHZ-1".to_string();
+    let c = &mut clients.register;
+    let r = &mut clients.replication;
     match rpc {
         "CreateChild" => c
             .create_child(pb::CreateChildRequest {
@@ -165,6 +178,21 @@ async fn call(c: &mut RegisterClient<Channel>, rpc: &str) -> Result<(), Status> 
             Ok(())
         }
         "GetAuthority" => c.get_authority(pb::GetAuthorityRequest {}).await.map(drop),
+        "ListContacts" => r
+            .list_contacts(pb::ListContactsRequest::default())
+            .await
+            .map(drop),
+        "ListAlerts" => r
+            .list_alerts(pb::ListAlertsRequest::default())
+            .await
+            .map(drop),
+        "AcknowledgeAlert" => r
+            .acknowledge_alert(pb::AcknowledgeAlertRequest {
+                id: "refused:AUTHZ-1".into(),
+                note: "Seen".into(),
+            })
+            .await
+            .map(drop),
         other => panic!("no call for {other}"),
     }
 }
@@ -180,7 +208,11 @@ async fn every_rpc_is_refused_for_every_role_it_is_not_meant_for() {
     ];
     let mut refusals = 0;
     for role in roles {
-        let mut client = primary.client(role).await;
+        let profile = primary.profile(role);
+        let mut client = Clients {
+            register: profile.register().await.expect("connect"),
+            replication: profile.replication().await.expect("connect"),
+        };
         for (rpc, allowed) in RPCS {
             let result = call(&mut client, rpc).await;
             if allowed.contains(&role) {
@@ -209,8 +241,9 @@ async fn every_rpc_is_refused_for_every_role_it_is_not_meant_for() {
             }
         }
     }
-    // Auditors are refused the 13 changes; replicas and terminals everything but GetAuthority.
-    assert_eq!(refusals, 13 + 19 + 19);
+    // Auditors are refused the 13 changes and the 3 follow-up RPCs; replicas and terminals
+    // everything but GetAuthority.
+    assert_eq!(refusals, (13 + 3) + 22 + 22);
 }
 
 /// A profile that trusts the primary's CA but holds a certificate from `ca` instead.

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod children;
 pub mod demo;
 pub mod directory;
+pub mod follow_up;
 pub mod import;
 pub mod lookup;
 pub mod pki;

@@ -19,27 +19,33 @@ pub async fn run(profile: &Profile, out: Output) -> Result<(), CliError> {
         .await?
         .into_inner()
         .published_version;
-    out.emit(&reply, || {
-        let mut text = format!("{} replica(s); the primary publishes version {head}\n", reply.replicas.len());
-        for r in &reply.replicas {
-            let as_of = chrono::DateTime::from_timestamp(r.as_of, 0)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_default();
-            text += &format!(
-                "{:<10} version {:<8} as of {}  {}  outbox {}  last contact {}\n",
-                r.site,
-                r.version,
-                as_of,
-                if r.stale { "STALE" } else { "fresh" },
-                r.outbox_backlog,
-                r.last_contact
-            );
-            if r.version > head {
-                text += "           AHEAD of the primary: was the register restored from a backup? Run `cpreg-primary restored --above VERSION`\n";
-            }
+    out.emit(&reply, || replicas_text(&reply, head))
+}
+
+/// Each replica's last report as a line, warning of one ahead of the primary's `head`.
+pub fn replicas_text(reply: &pb::ListReplicasReply, head: u64) -> String {
+    let mut text = format!(
+        "{} replica(s); the primary publishes version {head}\n",
+        reply.replicas.len()
+    );
+    for r in &reply.replicas {
+        let as_of = chrono::DateTime::from_timestamp(r.as_of, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        text += &format!(
+            "{:<10} version {:<8} as of {}  {}  outbox {}  last contact {}\n",
+            r.site,
+            r.version,
+            as_of,
+            if r.stale { "STALE" } else { "fresh" },
+            r.outbox_backlog,
+            r.last_contact
+        );
+        if r.version > head {
+            text += "           AHEAD of the primary: was the register restored from a backup? Run `cpreg-primary restored --above VERSION`\n";
         }
-        text
-    })
+    }
+    text
 }
 
 pub async fn enquiries(

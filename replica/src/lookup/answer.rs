@@ -17,6 +17,8 @@ pub struct Freshness {
     pub as_of: Option<DateTime<Utc>>,
     pub stale: bool,
     pub authorities: Vec<String>,
+    /// This replica's site.
+    pub site: String,
 }
 
 /// The authority's own numbers, as its snapshot carries them.
@@ -52,12 +54,38 @@ fn display_name(child: &pb::ProjectedChild) -> String {
 /// How far back "recently" reaches for repeated enquiries (repeated attendance is a warning sign).
 pub const RECENT_DAYS: i64 = 30;
 
+/// Enquiries about the child since `since`, and from how many sites: those every site reported
+/// to the primary (in the snapshot), and this site's own not yet in it.
+fn recent(
+    store: &Store,
+    site: &str,
+    c: &Candidate,
+    since: DateTime<Utc>,
+) -> Result<(u32, u32), StoreError> {
+    let mut seen: std::collections::BTreeMap<String, String> = c
+        .child
+        .recent_enquiries
+        .iter()
+        .filter(|e| {
+            DateTime::parse_from_rfc3339(&e.at).is_ok_and(|at| at.with_timezone(&Utc) >= since)
+        })
+        .map(|e| (e.reference.clone(), e.site.clone()))
+        .collect();
+    for reference in store.recent_enquiries(&c.authority, &c.child.record_id, since)? {
+        seen.entry(reference).or_insert_with(|| site.to_owned());
+    }
+    let sites: std::collections::BTreeSet<&String> = seen.values().collect();
+    Ok((seen.len() as u32, sites.len() as u32))
+}
+
 fn candidate(
     store: &Store,
+    site: &str,
     c: &Candidate,
     recent_since: DateTime<Utc>,
 ) -> Result<pb::Candidate, StoreError> {
     let info = authority_info(store, &c.authority)?;
+    let (recent_enquiries, recent_sites) = recent(store, site, c, recent_since)?;
     Ok(pb::Candidate {
         record_id: c.child.record_id.clone(),
         authority: c.authority.clone(),
@@ -71,10 +99,8 @@ fn candidate(
         authority_name: info.name,
         office_phone: info.office_phone,
         edt_phone: info.edt_phone,
-        recent_enquiries: store.recent_enquiries(&c.authority, &c.child.record_id, recent_since)?,
-        // Other sites' enquiries reach this replica through the primary's snapshot (later);
-        // until then only this site's are counted.
-        recent_sites: 0,
+        recent_enquiries,
+        recent_sites,
         confidence: match c.confidence {
             Confidence::Match => pb::Confidence::Match,
             Confidence::Possible => pb::Confidence::Possible,
@@ -96,7 +122,7 @@ pub fn build(
     let recent_since = now - chrono::Duration::days(RECENT_DAYS);
     let candidates = candidates
         .iter()
-        .map(|c| candidate(store, c, recent_since))
+        .map(|c| candidate(store, &freshness.site, c, recent_since))
         .collect::<Result<Vec<_>, _>>()?;
     let outcome = if candidates
         .iter()
@@ -157,8 +183,8 @@ pub fn build(
                 first.edt_phone
             ) + &if first.recent_enquiries > 0 {
                 format!(
-                    " This child has been asked about {} time(s) here in the last {RECENT_DAYS} days: repeated attendance is a warning sign.",
-                    first.recent_enquiries
+                    " This child has been asked about {} time(s) in the last {RECENT_DAYS} days, from {} site(s): repeated attendance is a warning sign.",
+                    first.recent_enquiries, first.recent_sites
                 )
             } else {
                 String::new()

@@ -213,6 +213,7 @@ impl LookupService {
             as_of: as_of.filter(|_| held_any),
             stale,
             authorities: self.authorities(),
+            site: self.config.site.clone(),
         })
     }
 

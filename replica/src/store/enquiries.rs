@@ -163,23 +163,25 @@ impl Store {
             })
     }
 
-    /// How many answered enquiries found this child since `since`, at this site.
+    /// The references of the answered enquiries at this site that found this child since
+    /// `since`.
     pub fn recent_enquiries(
         &self,
         authority: &str,
         record_id: &str,
         since: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(BY_CHILD)?;
         let child = format!("{authority}/{record_id}");
-        let mut count = 0;
+        let mut found = Vec::new();
         for row in table.range((child.as_str(), "")..=(child.as_str(), "\u{10ffff}"))? {
-            if row?.1.value() >= since.timestamp() {
-                count += 1;
+            let (key, at) = row?;
+            if at.value() >= since.timestamp() {
+                found.push(key.value().1.to_owned());
             }
         }
-        Ok(count)
+        Ok(found)
     }
 
     /// How many enquiries this replica has on record.
@@ -212,6 +214,50 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Removes the enquiries recorded before `before` that have reached their primary (none
+    /// still in the outbox is touched), with their index entries; returns how many went.
+    pub fn purge_delivered(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let txn = self.write()?;
+        let removed = {
+            let waiting: std::collections::HashSet<String> = txn
+                .open_table(OUTBOX)?
+                .iter()?
+                .map(|row| row.map(|(_, r)| r.value().to_owned()))
+                .collect::<Result<_, _>>()?;
+            let mut enquiries = txn.open_table(ENQUIRIES)?;
+            let mut old = Vec::new();
+            for row in enquiries.iter()? {
+                let (reference, value) = row?;
+                let enquiry: Enquiry =
+                    serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+                        authority: String::new(),
+                        message: e.to_string(),
+                    })?;
+                if enquiry.at < before && !waiting.contains(reference.value()) {
+                    old.push(enquiry);
+                }
+            }
+            let mut by_child = txn.open_table(BY_CHILD)?;
+            for enquiry in &old {
+                enquiries.remove(enquiry.reference.as_str())?;
+                if let EnquiryState::Answered {
+                    record_ids,
+                    authorities,
+                    ..
+                } = &enquiry.state
+                {
+                    for (authority, record_id) in authorities.iter().zip(record_ids) {
+                        let child = format!("{authority}/{record_id}");
+                        by_child.remove((child.as_str(), enquiry.reference.as_str()))?;
+                    }
+                }
+            }
+            old.len()
+        };
+        txn.commit()?;
+        Ok(removed)
     }
 
     /// The primary acknowledged these outbox positions: they leave the outbox (the enquiries
@@ -291,6 +337,46 @@ mod tests {
             },
             history: Vec::new(),
         }
+    }
+
+    #[test]
+    fn retention_removes_old_delivered_enquiries_and_never_one_still_waiting() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("replica.redb")).expect("store");
+        let now: DateTime<Utc> = "2026-11-22T03:00:00Z".parse().expect("time");
+        let old = now - chrono::Duration::days(40);
+        let recent = now - chrono::Duration::days(2);
+        for at in [old, old, recent] {
+            store.record_enquiry(enquiry(at)).expect("recorded");
+        }
+        // The first old one and the recent one reached the primary; the second old one did not.
+        let waiting = store.outbox(10).expect("outbox");
+        store
+            .delivered(&[waiting[0].0, waiting[2].0])
+            .expect("delivered");
+        let removed = store
+            .purge_delivered(now - chrono::Duration::days(30))
+            .expect("purged");
+        assert_eq!(removed, 1);
+        assert!(
+            store
+                .enquiry(&waiting[0].1.reference)
+                .expect("read")
+                .is_none()
+        );
+        assert!(
+            store
+                .enquiry(&waiting[1].1.reference)
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            store
+                .enquiry(&waiting[2].1.reference)
+                .expect("read")
+                .is_some()
+        );
+        assert_eq!(store.outbox_backlog().expect("backlog"), 1);
     }
 
     #[test]
@@ -375,13 +461,15 @@ mod tests {
         assert_eq!(
             store
                 .recent_enquiries("lambeth", "C1", since)
-                .expect("count"),
+                .expect("count")
+                .len(),
             2
         );
         assert_eq!(
             store
                 .recent_enquiries("lambeth", "C2", since)
-                .expect("count"),
+                .expect("count")
+                .len(),
             0
         );
     }

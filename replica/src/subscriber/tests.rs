@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 use super::jittered;
 use crate::clock::FixedClock;
 use crate::config::{AuthorityConfig, Config, TlsConfig};
+use crate::store::{Enquiry, EnquiryPath, EnquiryState, Store};
 use crate::test_primary::{T0, TestPrimary};
 use crate::{AuthorityStatus, Replica};
 
@@ -37,6 +38,8 @@ struct ScriptedPrimary {
     going_away: Arc<watch::Sender<bool>>,
     subscriptions: Arc<Mutex<Vec<pb::SubscribeRequest>>>,
     reports: Arc<Mutex<Vec<pb::ReplicaStatus>>>,
+    /// Set to refuse every enquiry reported, as a primary that cannot commit them does.
+    refuse_enquiries: bool,
 }
 
 impl ScriptedPrimary {
@@ -46,6 +49,7 @@ impl ScriptedPrimary {
             going_away: Arc::new(watch::channel(false).0),
             subscriptions: Arc::default(),
             reports: Arc::default(),
+            refuse_enquiries: false,
         }
     }
 }
@@ -106,6 +110,9 @@ impl Replication for ScriptedPrimary {
         &self,
         request: Request<pb::ReportEnquiriesRequest>,
     ) -> Result<Response<pb::ReportEnquiriesReply>, Status> {
+        if self.refuse_enquiries {
+            return Err(Status::unavailable("the primary cannot take enquiries now"));
+        }
         let committed = request
             .into_inner()
             .enquiries
@@ -120,6 +127,27 @@ impl Replication for ScriptedPrimary {
         _: Request<pb::ListEnquiriesRequest>,
     ) -> Result<Response<pb::ListEnquiriesReply>, Status> {
         Ok(Response::new(pb::ListEnquiriesReply::default()))
+    }
+
+    async fn list_contacts(
+        &self,
+        _: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsReply>, Status> {
+        Ok(Response::new(pb::ListContactsReply::default()))
+    }
+
+    async fn list_alerts(
+        &self,
+        _: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsReply>, Status> {
+        Ok(Response::new(pb::ListAlertsReply::default()))
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        _: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::Alert>, Status> {
+        Err(Status::unimplemented("a scripted primary has no alerts"))
     }
 }
 
@@ -214,6 +242,7 @@ fn config(dir: &std::path::Path, primary: String, tls: TlsConfig) -> Config {
             tls,
         }],
         lookups: None,
+        delivered_retention_days: 30,
     }
 }
 
@@ -298,6 +327,80 @@ async fn the_replica_follows_its_primary_redials_after_a_refusal_and_serves_when
         store.get("lambeth", "child/C000001").expect("get"),
         Some(b"moved to SE11".to_vec())
     );
+    tokio::time::timeout(Duration::from_secs(5), replica.stop())
+        .await
+        .expect("stops promptly");
+}
+
+#[tokio::test]
+async fn the_replica_tells_its_primary_how_many_enquiries_wait_in_its_outbox() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (identity, ca, tls) = pki(dir.path());
+    let mut register = TestPrimary::new("lambeth");
+    register.add_children(1);
+    let primary = ScriptedPrimary {
+        refuse_enquiries: true,
+        ..ScriptedPrimary::new([Script {
+            frames: register.full().frames(5),
+            then_end: false,
+        }])
+    };
+    let (address, _stop_primary) = serve(primary.clone(), identity, ca).await;
+    let config = config(dir.path(), address, tls);
+    let at = DateTime::from_timestamp(T0, 0).expect("time");
+    {
+        // Two refused lookups recorded before the replica starts; the primary will not take them.
+        std::fs::create_dir_all(&config.data_dir).expect("data folder");
+        let store = Store::open(&config.database_path()).expect("store");
+        let refused = Enquiry {
+            reference: String::new(),
+            at,
+            site: "ae".into(),
+            path: EnquiryPath::Terminal {
+                terminal: "A&E workstation 1".into(),
+                organisation: "st-elsewhere-ae".into(),
+                operator: "Dr A. Patel".into(),
+                operator_role: "ED registrar".into(),
+            },
+            reason: "Unexplained bruising".into(),
+            searched: serde_json::json!({ "surname": "Evans" }),
+            query: String::new(),
+            state: EnquiryState::Refused {
+                why: "missing the date of birth".into(),
+            },
+            alert: None,
+            history: Vec::new(),
+        };
+        store
+            .record_enquiries(vec![refused.clone(), refused])
+            .expect("recorded");
+    }
+    let clock = FixedClock::new(at);
+    let replica = Replica::start(config, Arc::new(clock))
+        .await
+        .expect("start");
+
+    until(&replica, |s| s.version == 1).await;
+    let mut backlogs = Vec::new();
+    for _ in 0..500 {
+        backlogs = primary
+            .reports
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|r| r.outbox_backlog)
+            .collect();
+        if backlogs.contains(&2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        backlogs.contains(&2),
+        "the reports carry the outbox backlog: {backlogs:?}"
+    );
+    assert_eq!(replica.store().outbox_backlog().expect("backlog"), 2);
+    let _ = primary.going_away.send(true);
     tokio::time::timeout(Duration::from_secs(5), replica.stop())
         .await
         .expect("stops promptly");

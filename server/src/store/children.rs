@@ -43,6 +43,8 @@ fn write_revision(
         changed: changed.clone(),
         record: record.clone(),
     };
+    let before = read_child(txn, &record.record_id)?;
+    super::follow_up::index_home(txn, before.as_ref(), record)?;
     txn.open_table(CHILDREN)?
         .insert(record.record_id.as_str(), encode(record)?.as_slice())?;
     txn.open_table(REVISIONS)?.insert(

@@ -5,6 +5,7 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::follow_up::FollowUp;
 use super::{Recorder, Store, StoreError, decode, decode_all, encode};
 
 /// Every enquiry received, by reference.
@@ -39,41 +40,52 @@ impl Store {
         let txn = self.db.begin_write()?;
         let mut recorder = Recorder::new(actor, now);
         let mut committed = Vec::with_capacity(reports.len());
-        {
-            let mut table = txn.open_table(ENQUIRIES)?;
-            for report in reports {
-                let held: Option<ReceivedEnquiry> = table
-                    .get(report.reference.as_str())?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
-                let unchanged = held
-                    .as_ref()
-                    .is_some_and(|h| h.state == report.state && h.record == report.record);
-                if !unchanged {
-                    if let Some(alert) = report
-                        .alert
-                        .as_ref()
-                        .filter(|_| held.as_ref().is_none_or(|h| h.alert.is_none()))
-                    {
-                        // For the custodian: someone may be trying to list the register.
-                        recorder.audit.push(
-                            "alert.enumeration",
-                            &report.reference,
-                            serde_json::json!({ "site": report.site, "alert": alert }),
-                        );
-                        tracing::warn!(site = %report.site, reference = %report.reference, %alert, "enumeration alert");
-                    }
-                    table.insert(report.reference.as_str(), encode(&report)?.as_slice())?;
-                    recorder.audit.push(
-                        "enquiry.received",
-                        &report.reference,
-                        serde_json::json!({ "site": report.site, "state": report.state, "children": report.children }),
-                    );
+        let mut queued = false;
+        for report in reports {
+            let held: Option<ReceivedEnquiry> = txn
+                .open_table(ENQUIRIES)?
+                .get(report.reference.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let unchanged = held
+                .as_ref()
+                .is_some_and(|h| h.state == report.state && h.record == report.record);
+            if !unchanged {
+                txn.open_table(ENQUIRIES)?
+                    .insert(report.reference.as_str(), encode(&report)?.as_slice())?;
+                recorder.audit.push(
+                    "enquiry.received",
+                    &report.reference,
+                    serde_json::json!({ "site": report.site, "state": report.state, "children": report.children }),
+                );
+                // An alert the replica raised is new only once; a state only once too.
+                let alert = report
+                    .alert
+                    .as_deref()
+                    .filter(|_| held.as_ref().is_none_or(|h| h.alert.is_none()));
+                if let Some(alert) = alert {
+                    tracing::warn!(site = %report.site, reference = %report.reference, %alert, "enumeration alert");
                 }
-                committed.push(report.reference);
+                let mut follow_up = FollowUp {
+                    txn: &txn,
+                    recorder: &mut recorder,
+                    now,
+                    authority: &self.authority,
+                    queued: false,
+                };
+                follow_up.act(
+                    &report,
+                    alert,
+                    held.as_ref().is_none_or(|h| h.state != report.state),
+                )?;
+                queued |= follow_up.queued;
             }
+            committed.push(report.reference);
         }
         recorder.commit(self, txn)?;
+        if queued {
+            self.announce_notifications();
+        }
         Ok(committed)
     }
 

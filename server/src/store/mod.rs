@@ -9,6 +9,7 @@
 //! - [`publish`]: the lookup projection, its state root and the log of published versions.
 //! - [`replicas`]: what each replica last reported.
 //! - [`enquiries`]: the enquiries the replicas reported.
+//! - [`follow_up`]: what each enquiry leads to: the lead social worker told, Contacts, alerts.
 //! - [`rotations`]: the authority's key rotations, as signed, and the key chain they make.
 //! - [`notifications`]: the notification outbox: what is owed to the webhook and to e-mail.
 
@@ -16,6 +17,7 @@ mod audit;
 mod children;
 mod directory;
 mod enquiries;
+mod follow_up;
 mod notifications;
 mod publish;
 mod replicas;
@@ -33,6 +35,7 @@ use crate::lifecycle::RuleError;
 pub use audit::AuditChain;
 pub use children::{ChildFilter, ImportOutcome};
 pub use enquiries::ReceivedEnquiry;
+pub use follow_up::{Acknowledgement, Alert, AlertFilter, ContactRecord};
 pub use notifications::{Notification, NotificationFilter, Sink, SinkDelivery};
 pub use publish::{Head, KEPT_VERSIONS, Outgoing};
 pub use replicas::ReplicaReport;
@@ -162,6 +165,11 @@ impl Store {
         Store::open_publish_tables(&txn)?;
         txn.open_table(replicas::REPLICAS)?;
         txn.open_table(enquiries::ENQUIRIES)?;
+        txn.open_table(follow_up::CONTACTS)?;
+        txn.open_table(follow_up::SUBJECTS)?;
+        txn.open_table(follow_up::ALERTS)?;
+        txn.open_table(follow_up::HOMES)?;
+        txn.open_table(follow_up::SEEN)?;
         txn.open_table(rotations::ROTATIONS)?;
         txn.commit()?;
         let (published, _) = tokio::sync::watch::channel(0);

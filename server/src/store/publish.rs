@@ -66,7 +66,10 @@ impl Publication {
         record: &ChildRecord,
         today: NaiveDate,
     ) -> Result<(), StoreError> {
-        let (projected, recheck) = projection::child(record, today);
+        let (mut projected, recheck) = projection::child(record, today);
+        if let Some(p) = projected.as_mut() {
+            p.recent_enquiries = super::follow_up::recently_seen(txn, &record.record_id, today)?;
+        }
         if let Some(day) = recheck {
             txn.open_table(DUE)?
                 .insert((day.to_string().as_str(), record.record_id.as_str()), ())?;

@@ -211,6 +211,44 @@ fn matching_alone(replica: &TestReplica, queries: &[pb::LookupRequest]) -> serde
     })
 }
 
+/// One enquiry recorded at a time on the replica's own store, as a lone lookup records it: the
+/// floor of a single client's lookup latency on this disk.
+fn recording_alone(store: &cpreg_replica::store::Store) -> serde_json::Value {
+    use cpreg_replica::store::{Enquiry, EnquiryPath, EnquiryState};
+    let mut samples = Vec::new();
+    for i in 0..200 {
+        let enquiry = Enquiry {
+            reference: String::new(),
+            at: chrono::Utc::now(),
+            site: SITE.into(),
+            path: EnquiryPath::Terminal {
+                terminal: "A&E load terminal".into(),
+                organisation: ORGANISATION.into(),
+                operator: format!("Load operator {}", i % 16),
+                operator_role: "ED registrar".into(),
+            },
+            reason: "Load test: unexplained injury".into(),
+            searched: serde_json::json!({ "given_names": "Amelia", "surname": "Evans", "date_of_birth": "2019-04-23" }),
+            query: String::new(),
+            state: EnquiryState::Answered {
+                outcome: "match".into(),
+                record_ids: vec![format!("R{i}")],
+                authorities: vec![AUTHORITY.into()],
+                advice: "Amelia Evans has a Child Protection Plan.".into(),
+            },
+            alert: None,
+            history: Vec::new(),
+        };
+        let started = Instant::now();
+        store.record_enquiry(enquiry).expect("recorded");
+        samples.push(ms(started.elapsed()));
+    }
+    serde_json::json!({
+        "what": "Store::record_enquiry alone, one at a time: the enquiry, its outbox entry and its index entries in one commit",
+        "commit": summary_ms(&samples),
+    })
+}
+
 /// Outcomes and errors seen, for the JSON.
 #[derive(Default, Clone)]
 struct Tally {
@@ -419,6 +457,7 @@ pub async fn lookup(records: usize, clients: usize, seconds: u64) -> serde_json:
     let database_mib = std::fs::metadata(replica.replica.config().database_path())
         .map(|m| m.len() as f64 / 1048576.0)
         .ok();
+    let recording = recording_alone(&replica.replica.store());
     replica.replica.stop().await;
 
     // What one durable redb commit costs on this disk: the floor under every recorded lookup.
@@ -476,6 +515,7 @@ pub async fn lookup(records: usize, clients: usize, seconds: u64) -> serde_json:
             "serial_commits_per_second": (1000.0 / p50(&commits)).round(),
         },
         "matching_alone": matching,
+        "recording_alone": recording,
         "outbox_backlog_after": backlog,
         "replica_database_mib": database_mib,
         "peak_rss_mib": peak_rss_mib(),
