@@ -283,6 +283,9 @@ pub fn child_details(given: &str, surname: &str, dob: &str) -> pb::ChildDetails 
     }
 }
 
+/// The work e-mail of the lead social worker that [`plan_start`] names.
+pub const LEAD_SOCIAL_WORKER_EMAIL: &str = "sam.okafor@social-care.example";
+
 /// The initial conference's decision, starting `start_days` from today.
 pub fn plan_start(
     record_id: &str,
@@ -298,11 +301,13 @@ pub fn plan_start(
             name: "Sam Okafor".into(),
             address: String::new(),
             phone: "020 7946 0123".into(),
+            email: LEAD_SOCIAL_WORKER_EMAIL.into(),
         }),
         team_manager: Some(pb::Contact {
             name: "Priya Shah".into(),
             address: String::new(),
             phone: "020 7946 0124".into(),
+            email: String::new(),
         }),
         core_group: vec!["Health visitor".into(), "Class teacher".into()],
         next_review_date: day(review_days),
