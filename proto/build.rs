@@ -12,6 +12,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={file}");
     }
     let fds = protox::compile(files, ["proto"])?;
+    // The same descriptors, encoded, for the servers' gRPC reflection service.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("cpreg_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
     let enum_fields = [
         ("cpreg.v1.ChildDetails.gender", "crate::json::gender"),
         ("cpreg.v1.HouseholdChild.gender", "crate::json::gender"),

@@ -61,6 +61,9 @@ pub fn prepare_primary_with(
         publishing: Publishing::default(),
         notifications: None,
         retention: Default::default(),
+        signing_key: None,
+        metrics: None,
+        log_format: Default::default(),
     };
     configure(&mut config);
     if !config.tls.cert.exists() {
@@ -211,6 +214,9 @@ pub fn replica_config(
         authorities,
         lookups: None,
         delivered_retention_days: 30,
+        console: None,
+        metrics: None,
+        log_format: Default::default(),
     };
     let path = dir.join("replica.toml");
     let text = toml::to_string(&config).map_err(|e| CliError::Invalid(e.to_string()))?;
@@ -242,6 +248,31 @@ pub fn lookup_config(
         rate_limit_per_hour,
         site_rate_limit_per_hour: if rate_limit_per_hour == 0 { 0 } else { 1_000 },
         callback_ticket_minutes: 30,
+    })
+}
+
+/// A site replica's duty console on `listen`, for lookups made for `organisation`: the same
+/// server certificate as its lookup service ([`lookup_config`] writes it first).
+pub fn console_config(
+    dir: &Path,
+    ca: &DevCa,
+    listen: SocketAddr,
+    organisation: &str,
+) -> Result<cpreg_replica::config::ConsoleConfig, CliError> {
+    let tls = dir.join("lookup-tls");
+    if !tls.join("cert.pem").exists() {
+        lookup_config(dir, ca, listen, 60)?;
+    }
+    Ok(cpreg_replica::config::ConsoleConfig {
+        listen,
+        cert: tls.join("cert.pem"),
+        key: tls.join("key.pem"),
+        organisation: organisation.to_owned(),
+        operators_file: None,
+        session_minutes: 15,
+        lockout_attempts: 5,
+        lockout_minutes: 15,
+        client_ca: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`pb`]: the generated gRPC types of package `cpreg.v1`.
+//! - [`FILE_DESCRIPTOR_SET`]: the same contract as descriptors, for gRPC reflection.
 //! - [`ident`]: identifier checks both ends share (NHS number, postcode, dates, phone numbers).
 //! - [`names`]: how names are normalised before they are compared (case, accents, punctuation).
 //! - [`role`]: the roles carried in client certificates and how they are encoded.
@@ -17,6 +18,12 @@ pub mod json;
 pub mod names;
 pub mod role;
 pub mod snapshot;
+
+/// The encoded `FileDescriptorSet` of every `.proto` file in package `cpreg.v1`, as `build.rs`
+/// compiled it: what each server's reflection service describes, so `grpcurl` needs no copy of
+/// the `.proto` files.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/cpreg_descriptor.bin"));
 
 /// Generated code for package `cpreg.v1`.
 pub mod pb {

@@ -38,6 +38,78 @@ pub struct Config {
     /// record, then removed; those not yet acknowledged are kept however old they are.
     #[serde(default = "default_delivered_retention_days")]
     pub delivered_retention_days: u32,
+    /// The duty console: a web page on the site's network for the people on shift; it needs
+    /// `[lookups]`, whose limits and call-back time it shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleConfig>,
+    /// Where Prometheus scrapes the replica; no listener without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
+    /// Logs as human-readable lines or as JSON, one object a line.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// The plain-HTTP listener serving `GET /metrics` in the Prometheus text format. It carries no
+/// personal data, but bind it to loopback or a management network all the same.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Like `127.0.0.1:9465`; port 0 picks a free one.
+    pub listen: std::net::SocketAddr,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text for a person reading a terminal or the journal.
+    #[default]
+    Human,
+    /// One JSON object a line, for a log collector.
+    Json,
+}
+
+/// The duty console at the site (HTTPS, operator accounts, see `docs/console.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where browsers on the site's network reach it.
+    pub listen: std::net::SocketAddr,
+    /// The console's server certificate and key (PEM).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The directory organisation that the console's direct lookups are made for: it must be
+    /// listed at this site, as a terminal's would be.
+    pub organisation: String,
+    /// The operator accounts (`cpreg-replica operator add`); default `operators.json` in the
+    /// data folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operators_file: Option<PathBuf>,
+    /// A session ends after this many minutes without a request.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u64,
+    /// This many failed sign-ins in a row lock the account, and the address they came from...
+    #[serde(default = "default_lockout_attempts")]
+    pub lockout_attempts: u32,
+    /// ...for this many minutes.
+    #[serde(default = "default_lockout_minutes")]
+    pub lockout_minutes: u64,
+    /// If set, browsers must also present a client certificate issued by this CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+}
+
+fn default_session_minutes() -> u64 {
+    15
+}
+
+fn default_lockout_attempts() -> u32 {
+    5
+}
+
+fn default_lockout_minutes() -> u64 {
+    15
 }
 
 /// The lookup service at the site.
@@ -175,6 +247,23 @@ impl Config {
                 "`freshness_check_seconds` is 0: leave it out or give a number of seconds".into(),
             );
         }
+        if let Some(console) = &self.console {
+            if self.lookups.is_none() {
+                return invalid(
+                    "[console] needs [lookups]: the console's lookups share its limits and call-back time".into(),
+                );
+            }
+            if console.organisation.trim().is_empty() {
+                return invalid(
+                    "[console] `organisation` is empty: give the directory id of the organisation the console serves".into(),
+                );
+            }
+            if console.session_minutes == 0 || console.lockout_attempts == 0 {
+                return invalid(
+                    "[console] `session_minutes` and `lockout_attempts` must be at least 1".into(),
+                );
+            }
+        }
         let mut seen = HashSet::new();
         for authority in &self.authorities {
             authority.validate()?;
@@ -188,6 +277,14 @@ impl Config {
     /// The replica's database.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("replica.redb")
+    }
+
+    /// The duty console's operator accounts.
+    pub fn operators_path(&self) -> PathBuf {
+        self.console
+            .as_ref()
+            .and_then(|c| c.operators_file.clone())
+            .unwrap_or_else(|| self.data_dir.join("operators.json"))
     }
 
     /// The staleness threshold as a duration.
@@ -296,6 +393,40 @@ mod tests {
             .expect_err("missing")
             .to_string();
         assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_console_needs_lookups_and_an_organisation_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = hex::encode([1u8; 32]);
+        let base = format!(
+            "site = \"ae\"\ndata_dir = \"/tmp/r\"\n[[authority]]\nid = \"lambeth\"\nprimary = \"https://x\"\npublic_keys = [\"{key}\"]\n[authority.tls]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n"
+        );
+        let console = "[console]\nlisten = \"127.0.0.1:0\"\ncert = \"c\"\nkey = \"k\"\norganisation = \"st-elsewhere-ae\"\n";
+        let lookups =
+            "[lookups]\nlisten = \"127.0.0.1:0\"\ncert = \"c\"\nkey = \"k\"\nclient_ca = \"a\"\n";
+        let err = Config::load(&write(dir.path(), &format!("{base}{console}")))
+            .expect_err("no lookups")
+            .to_string();
+        assert!(err.contains("[console] needs [lookups]"), "{err}");
+        let config = Config::load(&write(dir.path(), &format!("{base}{lookups}{console}")))
+            .expect("console with lookups");
+        let console_config = config.console.as_ref().expect("console");
+        assert_eq!(
+            (
+                console_config.session_minutes,
+                console_config.lockout_attempts
+            ),
+            (15, 5)
+        );
+        assert_eq!(config.operators_path(), Path::new("/tmp/r/operators.json"));
+        let err = Config::load(&write(
+            dir.path(),
+            &format!("{base}{lookups}{console}session_hours = 8\n"),
+        ))
+        .expect_err("unknown key")
+        .to_string();
+        assert!(err.contains("session_hours"), "{err}");
     }
 
     #[test]

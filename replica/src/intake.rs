@@ -264,9 +264,11 @@ impl Intake {
         manifest: pb::Manifest,
         payload: Vec<u8>,
     ) -> Result<Progress, FrameError> {
+        let started = std::time::Instant::now();
         check_payload(&manifest, &payload)?;
         let (store, authority) = (self.store.clone(), self.authority.clone());
         let state = blocking(move || store.apply(&authority, &manifest, &payload)).await?;
+        self.link.applied(started.elapsed());
         Ok(Progress::Applied(state))
     }
 

@@ -17,15 +17,19 @@
 //! - [`matching`]: finding the child asked about across every authority followed, despite
 //!   typos, nicknames, transliterations and swapped dates, without presenting a sibling.
 //! - `reporter`: sends the enquiry outbox to the primaries until each enquiry is committed.
+//! - [`metrics`]: the figures Prometheus scrapes, on a plain HTTP listener of their own.
 //! - [`lookup`]: the lookup service for terminals and duty workers (call-back verification),
 //!   recording every enquiry with its outbox entry before answering.
+//! - [`console`]: the duty console, a web page for the people on shift, over the same lookups.
 
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod import;
 pub mod intake;
 pub mod lookup;
 pub mod matching;
+pub mod metrics;
 mod reporter;
 pub mod status;
 pub mod store;
@@ -87,6 +91,9 @@ pub enum ReplicaError {
     /// A snapshot file was not imported.
     #[error("import: {0}")]
     Import(#[from] ImportError),
+    /// The duty console could not start.
+    #[error(transparent)]
+    Console(#[from] console::ConsoleError),
 }
 
 /// One authority followed by a running replica.
@@ -106,14 +113,16 @@ pub struct Replica {
     tasks: Vec<JoinHandle<()>>,
     /// Where the lookup service listens, when the configuration asks for one.
     lookup_addr: Option<std::net::SocketAddr>,
+    /// Where the duty console listens, when the configuration asks for one.
+    console_addr: Option<std::net::SocketAddr>,
+    /// Where Prometheus scrapes, when the configuration asks for it.
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Starts the lookup service over mutual TLS; it stops when `shutdown` turns true.
 async fn serve_lookups(
-    config: &Config,
     lookups: &config::LookupConfig,
-    store: Arc<Store>,
-    clock: Arc<dyn Clock>,
+    service: Arc<lookup::LookupService>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(std::net::SocketAddr, JoinHandle<()>), ReplicaError> {
     use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -146,8 +155,6 @@ async fn serve_lookups(
         source,
     })?;
     type Lookups = cpreg_proto::pb::lookup_server::LookupServer<lookup::LookupService>;
-    let service =
-        lookup::LookupService::new(store, Arc::new(config.clone()), lookups.clone(), clock);
     // gRPC health beside the lookups, on the same mutual-TLS server: "" (the server) and
     // `cpreg.v1.Lookup` report SERVING until shutdown begins.
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -159,7 +166,8 @@ async fn serve_lookups(
             message: format!("lookup TLS: {e}"),
         })?
         .add_service(health_service)
-        .add_service(Lookups::new(service));
+        .add_service(reflection_service()?)
+        .add_service(Lookups::from_arc(service));
     let task = tokio::spawn(async move {
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -179,6 +187,56 @@ async fn serve_lookups(
         }
     });
     tracing::info!(%addr, "lookups served");
+    Ok((addr, task))
+}
+
+/// gRPC reflection of the cpreg.v1 contract and of health, beside the lookups: `grpcurl` with a
+/// terminal's certificate lists and describes them without a copy of the `.proto` files.
+fn reflection_service() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    ReplicaError,
+> {
+    type Lookups = cpreg_proto::pb::lookup_server::LookupServer<lookup::LookupService>;
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cpreg_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Only what this listener serves: the contract also describes the primary's services.
+        .with_service_name(<Lookups as tonic::server::NamedService>::NAME)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .build_v1()
+        .map_err(|e| ReplicaError::Primary {
+            authority: String::new(),
+            message: format!("gRPC reflection: {e}"),
+        })
+}
+
+/// Serves the metrics on the configured listener until `shutdown` turns true.
+async fn serve_metrics(
+    settings: &config::MetricsConfig,
+    sources: metrics::Sources,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, JoinHandle<()>), ReplicaError> {
+    let unusable = |source| ReplicaError::Read {
+        what: "metrics listen address",
+        path: PathBuf::from(settings.listen.to_string()),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(unusable)?;
+    let addr = listener.local_addr().map_err(unusable)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    metrics.time_applies(&sources.followed);
+    let sources = Arc::new(sources);
+    let task = metrics::serve(
+        listener,
+        move || metrics.clone().render(sources.clone()),
+        shutdown,
+    );
+    tracing::info!(%addr, "metrics served at /metrics");
     Ok((addr, task))
 }
 
@@ -316,16 +374,55 @@ impl Replica {
             chrono::Duration::days(i64::from(config.delivered_retention_days)),
             watcher.clone(),
         )));
-        let lookup_addr = match &config.lookups {
-            Some(lookups) => {
-                let (addr, task) = serve_lookups(
+        // One lookup service for the gRPC terminals and the console: shared limits and journal.
+        let lookup_service = config.lookups.as_ref().map(|lookups| {
+            Arc::new(lookup::LookupService::new(
+                store.clone(),
+                Arc::new(config.clone()),
+                lookups.clone(),
+                clock.clone(),
+            ))
+        });
+        let lookup_addr = match (&config.lookups, &lookup_service) {
+            (Some(lookups), Some(service)) => {
+                let (addr, task) = serve_lookups(lookups, service.clone(), watcher.clone()).await?;
+                tasks.push(task);
+                Some(addr)
+            }
+            _ => None,
+        };
+        let console_addr = match (&config.console, &lookup_service) {
+            (Some(settings), Some(service)) => {
+                let links = followed
+                    .iter()
+                    .map(|f| (f.id.clone(), f.link.clone()))
+                    .collect();
+                let console = console::Console::new(
                     &config,
-                    lookups,
+                    settings,
+                    service.clone(),
                     store.clone(),
                     clock.clone(),
-                    watcher.clone(),
-                )
-                .await?;
+                    links,
+                )?;
+                let (addr, task) = console::serve(console, settings, watcher.clone()).await?;
+                tasks.push(task);
+                Some(addr)
+            }
+            _ => None,
+        };
+        let metrics_addr = match &config.metrics {
+            Some(settings) => {
+                let sources = metrics::Sources {
+                    store: store.clone(),
+                    clock: clock.clone(),
+                    staleness_threshold: config.staleness_threshold(),
+                    followed: followed
+                        .iter()
+                        .map(|f| (f.id.clone(), f.link.clone()))
+                        .collect(),
+                };
+                let (addr, task) = serve_metrics(settings, sources, watcher.clone()).await?;
                 tasks.push(task);
                 Some(addr)
             }
@@ -340,12 +437,24 @@ impl Replica {
             shutdown,
             tasks,
             lookup_addr,
+            console_addr,
+            metrics_addr,
         })
     }
 
     /// Where the lookup service listens (port 0 in the configuration picks a free one).
     pub fn lookup_addr(&self) -> Option<std::net::SocketAddr> {
         self.lookup_addr
+    }
+
+    /// Where the duty console listens (port 0 in the configuration picks a free one).
+    pub fn console_addr(&self) -> Option<std::net::SocketAddr> {
+        self.console_addr
+    }
+
+    /// Where Prometheus scrapes (port 0 in the configuration picks a free one).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// Where each authority's copy stands now, in configuration order.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cpreg_replica::clock::{Clock, SystemClock};
-use cpreg_replica::config::Config;
+use cpreg_replica::config::{Config, LogFormat, MetricsConfig};
 
 /// A read-only cpreg replica for an A&E, EDT or CAIT site.
 #[derive(Debug, Parser)]
@@ -27,9 +27,26 @@ enum Command {
         /// Keep state here instead of the configured folder.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Log as JSON lines instead of human-readable text.
-        #[arg(long)]
+        /// The lookup service's TLS private key instead of the configured `lookups.key`.
+        #[arg(long, env = "CPREG_TLS_KEY")]
+        tls_key: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (overrides `[metrics] listen`).
+        #[arg(long, env = "CPREG_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Log as `human` text or `json` lines (overrides `log_format`).
+        #[arg(long, value_enum, env = "CPREG_LOG_FORMAT")]
+        log_format: Option<LogFormat>,
+        /// The same as `--log-format json`.
+        #[arg(long, hide = true, conflicts_with = "log_format")]
         log_json: bool,
+    },
+    /// Load and check the configuration, print what it resolves to, and exit: for an
+    /// `ExecStartPre=` and for anyone changing the file.
+    CheckConfig {
+        #[arg(long, env = "CPREG_REPLICA_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Make this site's identity for snapshot files and print its recipient.
     ///
@@ -58,8 +75,54 @@ enum Command {
         /// The encrypted snapshot file.
         file: PathBuf,
     },
+    /// Manage the duty console's operator accounts (read at each sign-in: no restart needed).
+    Operator {
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
     /// Show the version held of each authority, its as-of time and whether it is stale.
     Status {
+        #[arg(long, env = "CPREG_REPLICA_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorAction {
+    /// Add an operator; the password is read from stdin with --password-stdin, or else a
+    /// random one is made and printed once.
+    Add {
+        #[arg(long, env = "CPREG_REPLICA_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The sign-in name, recorded with every enquiry they make.
+        name: String,
+        /// Their role, recorded with every enquiry ("ED registrar", "EDT duty worker").
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Replace an existing operator of that name (a new password or role).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove an operator; their sessions end at their next request.
+    Remove {
+        #[arg(long, env = "CPREG_REPLICA_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        name: String,
+    },
+    /// List the operators (names, roles and when added; never the hashes).
+    List {
         #[arg(long, env = "CPREG_REPLICA_CONFIG")]
         config: PathBuf,
         #[arg(long)]
@@ -93,10 +156,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             config,
             data_dir,
+            tls_key,
+            metrics_listen,
+            log_format,
             log_json,
         } => {
-            let config = load(&config, data_dir)?;
-            init_logging(log_json);
+            let mut config = load(&config, data_dir)?;
+            if let (Some(key), Some(lookups)) = (tls_key, config.lookups.as_mut()) {
+                lookups.key = key;
+            }
+            if let Some(listen) = metrics_listen {
+                config.metrics = Some(MetricsConfig { listen });
+            }
+            if log_json {
+                config.log_format = LogFormat::Json;
+            } else if let Some(format) = log_format {
+                config.log_format = format;
+            }
+            init_logging(config.log_format == LogFormat::Json);
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             runtime.block_on(async move {
                 let replica = cpreg_replica::Replica::start(config, Arc::new(SystemClock)).await?;
@@ -105,6 +182,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replica.run_until(shutdown_signal()).await;
                 anyhow::Ok(())
             })
+        }
+        Command::CheckConfig { config, data_dir } => {
+            let path = config.clone();
+            let config = load(&config, data_dir)?;
+            println!("{}: the configuration is usable", path.display());
+            println!("site           {}", config.site);
+            println!("database       {}", config.database_path().display());
+            for authority in &config.authorities {
+                println!("follows        {} at {}", authority.id, authority.primary);
+            }
+            println!(
+                "lookups        {}",
+                config
+                    .lookups
+                    .as_ref()
+                    .map_or_else(|| "off".to_owned(), |l| l.listen.to_string())
+            );
+            println!(
+                "metrics        {}",
+                config.metrics.as_ref().map_or_else(
+                    || "off".to_owned(),
+                    |m| format!("http://{}/metrics", m.listen)
+                )
+            );
+            Ok(())
         }
         Command::Keygen { out } => {
             let recipient = cpreg_replica::import::generate_identity(&out)?;
@@ -142,6 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Operator { action } => operator(action),
         Command::Status {
             config,
             data_dir,
@@ -162,6 +265,70 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "{}  version {}  as of {}  {}  {} entries",
                     h.authority, h.version, as_of, stale, h.entry_count
                 );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `cpreg-replica operator ...`: the accounts file of the configured console.
+fn operator(action: OperatorAction) -> anyhow::Result<()> {
+    use cpreg_replica::console::operators;
+    match action {
+        OperatorAction::Add {
+            config,
+            data_dir,
+            name,
+            role,
+            password_stdin,
+            replace,
+        } => {
+            let config = load(&config, data_dir)?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from stdin")?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (operators::random_password()?, true)
+            };
+            let path = config.operators_path();
+            operators::add(&path, &name, &role, &password, replace, SystemClock.now())?;
+            eprintln!("operator {name} ({role}) can sign in to the console");
+            if generated {
+                // The password alone on stdout, for scripts; it is not kept anywhere.
+                println!("{password}");
+            }
+            Ok(())
+        }
+        OperatorAction::Remove {
+            config,
+            data_dir,
+            name,
+        } => {
+            let config = load(&config, data_dir)?;
+            operators::remove(&config.operators_path(), &name)?;
+            eprintln!("operator {name} removed");
+            Ok(())
+        }
+        OperatorAction::List {
+            config,
+            data_dir,
+            json,
+        } => {
+            let config = load(&config, data_dir)?;
+            let list = operators::load(&config.operators_path())?;
+            if json {
+                let shown: Vec<_> = list
+                    .iter()
+                    .map(|o| serde_json::json!({ "name": o.name, "role": o.role, "created": o.created }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                return Ok(());
+            }
+            for o in list {
+                println!("{}  {}  added {}", o.name, o.role, o.created.to_rfc3339());
             }
             Ok(())
         }

@@ -85,7 +85,7 @@ impl HeldVersion {
 
 /// The link's side of [`AuthorityStatus`], shared by an authority's subscriber and intake.
 #[derive(Debug, Default)]
-pub struct LinkState(Mutex<Link>);
+pub struct LinkState(Mutex<Link>, std::sync::OnceLock<prometheus::Histogram>);
 
 #[derive(Debug, Default, Clone)]
 struct Link {
@@ -119,6 +119,19 @@ impl LinkState {
     /// Notes a failure that is not the primary's data: the link or the local store.
     pub fn failed(&self, message: String) {
         self.with(|l| l.last_error = Some(message));
+    }
+
+    /// Observes, from now on, how long each version takes to check and apply in `histogram`
+    /// (the replica's `cpreg_replica_apply_seconds` for this authority).
+    pub fn time_applies(&self, histogram: prometheus::Histogram) {
+        let _ = self.1.set(histogram);
+    }
+
+    /// Notes how long a version took from its whole payload arriving to its commit.
+    pub fn applied(&self, took: std::time::Duration) {
+        if let Some(histogram) = self.1.get() {
+            histogram.observe(took.as_secs_f64());
+        }
     }
 
     pub fn rejected(&self) -> u64 {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, LogFormat, MetricsConfig};
 
 /// The authoritative register of children with a Child Protection Plan.
 #[derive(Debug, Parser)]
@@ -18,29 +18,54 @@ pub struct Cli {
     command: Command,
 }
 
+/// Where the configuration is, and the settings an operator may give outside it: every
+/// subcommand that opens the register takes these.
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// The TOML configuration file.
+    #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
+    config: PathBuf,
+    /// Keep state here instead of the configured folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The signing key's file instead of `data_dir/signing.key` (or the configured
+    /// `signing_key`).
+    #[arg(long, env = "CPREG_PRIMARY_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the register over gRPC with mutual TLS.
     Serve {
-        /// The TOML configuration file.
-        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Listen here instead of the configured address (port 0 picks a free port).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Keep state here instead of the configured folder.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Log as JSON lines instead of human-readable text.
-        #[arg(long)]
+        /// The server's TLS private key instead of the configured `tls.key`.
+        #[arg(long, env = "CPREG_TLS_KEY")]
+        tls_key: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (overrides `[metrics] listen`).
+        #[arg(long, env = "CPREG_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Log as `human` text or `json` lines (overrides `log_format`).
+        #[arg(long, value_enum, env = "CPREG_LOG_FORMAT")]
+        log_format: Option<LogFormat>,
+        /// The same as `--log-format json`.
+        #[arg(long, hide = true, conflicts_with = "log_format")]
         log_json: bool,
+    },
+    /// Load and check the configuration, print what it resolves to, and exit: for an
+    /// `ExecStartPre=` and for anyone changing the file.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Verify the audit chain of a register on disk, with the server stopped.
     AuditVerify {
-        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
-        config: PathBuf,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Replace the signing key, with the server stopped.
     ///
@@ -48,10 +73,8 @@ enum Command {
     /// on its next subscription. The old key is kept as signing.key.retired-<key id>. If a run is
     /// interrupted, run it again: it finishes the rotation it began.
     RotateKey {
-        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
-        config: PathBuf,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// After restoring the register from a backup, publish it above every version replicas hold.
     ///
@@ -60,10 +83,8 @@ enum Command {
     /// replicas` showed; the register is published as the next version, and every replica
     /// takes it as a full snapshot. Run with the server stopped.
     Restored {
-        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
-        config: PathBuf,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// The highest version any replica holds.
         #[arg(long)]
         above: u64,
@@ -73,10 +94,8 @@ enum Command {
     /// The file is carried to a replica with no link and imported there with
     /// `cpreg-replica import`, which checks it as it checks a subscription.
     Export {
-        #[arg(long, env = "CPREG_PRIMARY_CONFIG")]
-        config: PathBuf,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// The receiving site's age recipient (`age1...`), as its `cpreg-replica keygen` printed.
         #[arg(long)]
         recipient: String,
@@ -86,10 +105,14 @@ enum Command {
     },
 }
 
-fn load(config: &std::path::Path, data_dir: Option<PathBuf>) -> Result<Config, String> {
-    let mut config = Config::load(config).map_err(|e| e.to_string())?;
-    if let Some(dir) = data_dir {
+/// Loads the configuration and applies the overrides every subcommand shares.
+fn load(args: ConfigArgs) -> Result<Config, String> {
+    let mut config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(key) = args.signing_key {
+        config.signing_key = Some(key);
     }
     Ok(config)
 }
@@ -111,14 +134,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Serve {
             config,
             listen,
-            data_dir,
+            tls_key,
+            metrics_listen,
+            log_format,
             log_json,
         } => {
-            let mut config = load(&config, data_dir)?;
+            let mut config = load(config)?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            init_logging(log_json);
+            if let Some(key) = tls_key {
+                config.tls.key = key;
+            }
+            if let Some(listen) = metrics_listen {
+                config.metrics = Some(MetricsConfig { listen });
+            }
+            if log_json {
+                config.log_format = LogFormat::Json;
+            } else if let Some(format) = log_format {
+                config.log_format = format;
+            }
+            init_logging(config.log_format == LogFormat::Json);
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(config.listen)
@@ -133,8 +169,37 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::AuditVerify { config, data_dir } => {
-            let config = load(&config, data_dir)?;
+        Command::CheckConfig { config } => {
+            let path = config.config.clone();
+            let config = load(config)?;
+            println!("{}: the configuration is usable", path.display());
+            println!("authority      {}", config.authority);
+            println!("listen         {}", config.listen);
+            println!("register       {}", config.database_path().display());
+            println!("signing key    {}", config.signing_key_path().display());
+            // What a replica enrols (`public_keys` in its configuration), for the operator to
+            // send to the site and compare there by a second channel.
+            if config.signing_key_path().exists() {
+                let key =
+                    crate::keys::load(&config.signing_key_path()).map_err(|e| e.to_string())?;
+                println!(
+                    "public key     {}",
+                    hex::encode(key.verifying_key().as_bytes())
+                );
+            } else {
+                println!("public key     (none yet: the key is made on first start)");
+            }
+            println!(
+                "metrics        {}",
+                config.metrics.as_ref().map_or_else(
+                    || "off".to_owned(),
+                    |m| format!("http://{}/metrics", m.listen)
+                )
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AuditVerify { config } => {
+            let config = load(config)?;
             crate::install_crypto_provider();
             let store = crate::open_store(&config, Arc::new(SystemClock)).map_err(|e| match e {
                 crate::ServeError::Store(e) if e.is_in_use() => format!(
@@ -157,12 +222,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
         }
-        Command::Restored {
-            config,
-            data_dir,
-            above,
-        } => {
-            let config = load(&config, data_dir)?;
+        Command::Restored { config, above } => {
+            let config = load(config)?;
             crate::install_crypto_provider();
             let store =
                 crate::open_store(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
@@ -172,8 +233,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::RotateKey { config, data_dir } => {
-            let config = load(&config, data_dir)?;
+        Command::RotateKey { config } => {
+            let config = load(config)?;
             let rotated =
                 crate::keys::rotate(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             if rotated.resumed {
@@ -192,11 +253,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Export {
             config,
-            data_dir,
             recipient,
             out,
         } => {
-            let config = load(&config, data_dir)?;
+            let config = load(config)?;
             let exported =
                 crate::export::export_snapshot(&config, Arc::new(SystemClock), &recipient, &out)
                     .map_err(|e| e.to_string())?;

@@ -29,6 +29,38 @@ pub struct Config {
     /// How long records made from enquiries are kept.
     #[serde(default)]
     pub retention: Retention,
+    /// The signing key's file, when it is not `data_dir/signing.key` (a credential store, say).
+    /// Rotation writes the next and retired keys beside it, so its folder must be writable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<PathBuf>,
+    /// Where Prometheus scrapes the primary; no listener without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
+    /// Logs as human-readable lines or as JSON, one object a line.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// The plain-HTTP listener serving `GET /metrics` in the Prometheus text format. It carries no
+/// personal data, but bind it to loopback or a management network all the same.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Like `127.0.0.1:9464`; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+/// How log lines are written (to standard error).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text for a person reading a terminal or the journal.
+    #[default]
+    Human,
+    /// One JSON object a line, for a log collector.
+    Json,
 }
 
 /// How long what enquiries leave behind is kept, as the authority's retention schedule says.
@@ -341,7 +373,9 @@ impl Config {
     }
 
     pub fn signing_key_path(&self) -> PathBuf {
-        self.data_dir.join("signing.key")
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("signing.key"))
     }
 }
 

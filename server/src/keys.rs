@@ -264,6 +264,9 @@ mod tests {
             publishing: Publishing::default(),
             notifications: None,
             retention: Default::default(),
+            signing_key: None,
+            metrics: None,
+            log_format: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`projection`]: what of a record replicas may see, and for how long.
 //! - [`replication`]: pushes signed versions of the projection to subscribed replicas.
 //! - [`notify`]: delivers the notification outbox to the webhook and by e-mail.
+//! - [`metrics`]: the figures Prometheus scrapes, on a plain HTTP listener of their own.
 //! - [`auth`]: the caller's role from the client certificate.
 //! - [`keys`]: the authority's Ed25519 signing key, and its rotation.
 //! - [`export`]: the signed snapshot written to a file encrypted for a site with no link.
@@ -30,6 +31,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notify;
 pub mod projection;
 pub mod record;
@@ -70,6 +72,13 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("notifications: {0}")]
     Notify(#[from] notify::NotifyError),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
 }
 
 /// Installs ring as the process's TLS provider; a second call is harmless.
@@ -155,6 +164,11 @@ async fn sweep_daily(store: Arc<Store>, retention: config::Retention) {
     }
 }
 
+/// The full gRPC name of a served service, as reflection advertises it.
+fn service_name<S: tonic::server::NamedService>() -> &'static str {
+    S::NAME
+}
+
 /// Serves the register on `listener` until `shutdown` completes, then waits for requests in
 /// flight to finish.
 pub async fn run(
@@ -182,13 +196,67 @@ pub async fn run(
     let store = Arc::new(store);
     publish_authority(&store, &config).await?;
     let service = service::RegisterService::new(store.clone());
-    let (replication, feeds) =
-        replication::ReplicationService::new(store.clone(), config.publishing.clone());
-    let delivery = notify::Delivery::start(store.clone(), config.notifications.as_ref()).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (replication, feeds) = replication::ReplicationService::new(
+        store.clone(),
+        config.publishing.clone(),
+        metrics.publish_seconds.clone(),
+    );
+    let delivery = notify::Delivery::start_counted(
+        store.clone(),
+        config.notifications.as_ref(),
+        Some(metrics.notification_failures.clone()),
+    )
+    .await?;
     let sweeper = tokio::spawn(sweep_daily(store.clone(), config.retention.clone()));
+    let (stop_metrics, metrics_stopping) = tokio::sync::watch::channel(false);
+    let metrics_task = match &config.metrics {
+        Some(settings) => {
+            let listener =
+                TcpListener::bind(settings.listen)
+                    .await
+                    .map_err(|source| ServeError::Metrics {
+                        addr: settings.listen,
+                        source,
+                    })?;
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics served at /metrics");
+            let store = store.clone();
+            Some(metrics::serve(
+                listener,
+                move || metrics.clone().render(store.clone()),
+                metrics_stopping,
+            ))
+        }
+        None => None,
+    };
+    // gRPC health ("" and each service: SERVING until shutdown begins) and reflection of the
+    // cpreg.v1 contract, on the same mutual-TLS listener: any certificate of the authority's CA
+    // may ask, as a load balancer's or `grpcurl`'s would.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<RegisterServer<service::RegisterService>>()
+        .await;
+    health
+        .set_serving::<ReplicationServer<replication::ReplicationService>>()
+        .await;
+    // Only what this listener serves is advertised (the contract also describes the replica's
+    // Lookup service).
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cpreg_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(service_name::<RegisterServer<service::RegisterService>>())
+        .with_service_name(service_name::<
+            ReplicationServer<replication::ReplicationService>,
+        >())
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
     tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
     let served = Server::builder()
         .tls_config(tls)?
+        .add_service(health_service)
+        .add_service(reflection)
         .add_service(
             RegisterServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -203,12 +271,19 @@ pub async fn run(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 shutdown.await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
                 // Long-lived subscriptions would hold the graceful shutdown open: end them first.
                 feeds.stop().await;
             },
         )
         .await;
     // The register closes only when every task holding it is gone.
+    let _ = stop_metrics.send(true);
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     delivery.stop().await;
     sweeper.abort();
     let _ = sweeper.await;

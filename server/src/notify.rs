@@ -67,6 +67,16 @@ impl Delivery {
         store: Arc<Store>,
         config: Option<&Notifications>,
     ) -> Result<Delivery, NotifyError> {
+        Self::start_counted(store, config, None).await
+    }
+
+    /// As [`Delivery::start`], counting each failed attempt in `failures` by sink (the
+    /// primary's `cpreg_primary_notification_failures_total`).
+    pub async fn start_counted(
+        store: Arc<Store>,
+        config: Option<&Notifications>,
+        failures: Option<prometheus::IntCounterVec>,
+    ) -> Result<Delivery, NotifyError> {
         let mut transports = Vec::new();
         if let Some(config) = config {
             config.check()?;
@@ -109,6 +119,7 @@ impl Delivery {
                     transport,
                     backoff,
                     stop: stop.subscribe(),
+                    failures: failures.clone(),
                 };
                 tokio::spawn(worker.run())
             })
@@ -182,6 +193,8 @@ struct Worker {
     /// Poked by the store when a commit queued something.
     wake: Arc<Notify>,
     stop: watch::Receiver<bool>,
+    /// Failed attempts, by sink, for the metrics.
+    failures: Option<prometheus::IntCounterVec>,
 }
 
 impl Worker {
@@ -267,6 +280,9 @@ impl Worker {
                 blocking(move || store.notification_delivered(&id, sink, now)).await?;
             }
             Err(error) => {
+                if let Some(counter) = &self.failures {
+                    counter.with_label_values(&[sink.as_str()]).inc();
+                }
                 let failures = notification.delivery(sink).attempts + 1;
                 let wait = self.backoff.delay(failures);
                 // The cap is at most a day (see the config's check), so this always converts.

@@ -28,6 +28,8 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 pub struct ReplicationService {
     store: Arc<Store>,
     publishing: Publishing,
+    /// Where each version's signing and sending time is observed, by kind.
+    publish_seconds: prometheus::HistogramVec,
     /// Every subscriber's feeding task, so the primary can stop them all and close the store.
     feeds: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -50,13 +52,18 @@ impl FeedsHandle {
 }
 
 impl ReplicationService {
-    pub fn new(store: Arc<Store>, publishing: Publishing) -> (Self, FeedsHandle) {
+    pub fn new(
+        store: Arc<Store>,
+        publishing: Publishing,
+        publish_seconds: prometheus::HistogramVec,
+    ) -> (Self, FeedsHandle) {
         let feeds: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>> = Arc::default();
         let (stop, stopping) = tokio::sync::watch::channel(false);
         (
             ReplicationService {
                 store,
                 publishing,
+                publish_seconds,
                 feeds: feeds.clone(),
                 stopping,
             },
@@ -124,16 +131,27 @@ pub fn sign_version(store: &Store, publishing: &Publishing, out: &Outgoing) -> p
 }
 
 /// Signs a version for one replica and sends it: the manifest, then the payload in chunks.
+/// How long that took is observed in `publish_seconds`, by kind.
 async fn send_version(
     frames: &Frames,
     store: &Store,
     publishing: &Publishing,
     out: Outgoing,
+    publish_seconds: &prometheus::HistogramVec,
 ) -> Result<(), Gone> {
+    let started = std::time::Instant::now();
+    let kind = if out.base_version == 0 {
+        "full"
+    } else {
+        "delta"
+    };
     let signed = sign_version(store, publishing, &out);
     for frame in version_frames(signed, &out.payload, CHUNK_BYTES) {
         frames.send(Ok(frame)).await.map_err(|_| Gone)?;
     }
+    publish_seconds
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -199,6 +217,7 @@ async fn feed(
     request: pb::SubscribeRequest,
     frames: Frames,
     mut stopping: tokio::sync::watch::Receiver<bool>,
+    publish_seconds: prometheus::HistogramVec,
 ) -> Result<(), Gone> {
     let mut versions = store.subscribe_versions();
     let mut have_version = request.have_version;
@@ -223,7 +242,7 @@ async fn feed(
                 have_version = out.head.version;
                 have_root = out.head.root().to_bytes();
                 have_count = out.head.entry_count;
-                send_version(&frames, &store, &publishing, out).await?;
+                send_version(&frames, &store, &publishing, out, &publish_seconds).await?;
             }
             Ok(Ok(None)) if first && have_version > 0 => {
                 have_count = store.head().map(|h| h.entry_count).unwrap_or_default();
@@ -331,6 +350,7 @@ impl Replication for ReplicationService {
             request,
             frames,
             self.stopping.clone(),
+            self.publish_seconds.clone(),
         );
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
         // A finished feed stays in the set until joined: reap them so reconnects do not pile up.

@@ -132,3 +132,43 @@ pub fn terminal_profile(
     )
     .expect("terminal profile")
 }
+
+/// Lists organisations in the directory, each `(id, name, call-back number, site)`, as the
+/// custodian does before their terminals can ask.
+pub async fn list_organisations(
+    custodian: &mut cpreg_proto::pb::register_client::RegisterClient<tonic::transport::Channel>,
+    organisations: &[(&str, &str, &str, &str)],
+) {
+    use cpreg_proto::pb;
+    for (id, name, number, site) in organisations {
+        custodian
+            .put_organisation(pb::PutOrganisationRequest {
+                organisation: Some(pb::Organisation {
+                    id: (*id).into(),
+                    name: (*name).into(),
+                    kind: pb::OrganisationKind::EmergencyDepartment.into(),
+                    callback_number: (*number).into(),
+                    site: (*site).into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("organisation listed");
+    }
+}
+
+/// A duty console for a replica of `pki`'s authority at `site`, its lookups made for
+/// `organisation`, on a free loopback port (the demo's set-up).
+pub fn console_config(
+    pki: &TestPki,
+    site: &str,
+    organisation: &str,
+) -> cpreg_replica::config::ConsoleConfig {
+    cpreg::local::console_config(
+        &site_dir(pki, site),
+        &pki.ca,
+        "127.0.0.1:0".parse().expect("addr"),
+        organisation,
+    )
+    .expect("console config")
+}

@@ -13,7 +13,8 @@ use cpreg_proto::pb::{self, Category};
 use cpreg_proto::role::Role;
 use cpreg_tests::receivers::{SmtpReceiver, WebhookReceiver, WebhookRequest};
 use cpreg_tests::replica::{
-    TestReplica, authority_entry, lookup_config, replica_config, terminal_profile,
+    TestReplica, authority_entry, list_organisations, lookup_config, replica_config,
+    terminal_profile,
 };
 use cpreg_tests::{
     AUTHORITY, LEAD_SOCIAL_WORKER_EMAIL, TestPki, TestPrimary, child_details, now, open_register,
@@ -93,28 +94,19 @@ impl World {
             lsw.email = BROTHERS_WORKER.into();
         }
         c.start_plan(noahs).await.expect("Noah's plan");
-        for (id, name, number, site) in [
-            ("st-elsewhere-ae", "St Elsewhere ED", "01632 960 100", "ae"),
-            (
-                "demo-edt",
-                "Demo Emergency Duty Team",
-                "01632 960 200",
-                "edt",
-            ),
-        ] {
-            c.put_organisation(pb::PutOrganisationRequest {
-                organisation: Some(pb::Organisation {
-                    id: id.into(),
-                    name: name.into(),
-                    kind: pb::OrganisationKind::EmergencyDepartment.into(),
-                    callback_number: number.into(),
-                    site: site.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("organisation");
-        }
+        list_organisations(
+            &mut c,
+            &[
+                ("st-elsewhere-ae", "St Elsewhere ED", "01632 960 100", "ae"),
+                (
+                    "demo-edt",
+                    "Demo Emergency Duty Team",
+                    "01632 960 200",
+                    "edt",
+                ),
+            ],
+        )
+        .await;
         let head = primary.head().await.0;
         let mut replicas = Vec::new();
         for site in ["ae", "edt"] {

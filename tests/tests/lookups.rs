@@ -6,7 +6,8 @@
 use cpreg_proto::pb::{self, Category};
 use cpreg_proto::role::Role;
 use cpreg_tests::replica::{
-    TestReplica, authority_entry, lookup_config, replica_config, terminal_profile,
+    TestReplica, authority_entry, list_organisations, lookup_config, replica_config,
+    terminal_profile,
 };
 use cpreg_tests::{AUTHORITY, TestPrimary, child_details, plan_start};
 use tonic::Code;
@@ -28,34 +29,25 @@ async fn site_limited(site: &str, rate_limit_per_hour: u32) -> (TestPrimary, Tes
     c.start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
         .await
         .expect("plan");
-    for (id, name, number, org_site) in [
-        (
-            "st-elsewhere-ae",
-            "St Elsewhere Emergency Department",
-            "01632 960 100",
-            "ae",
-        ),
-        (
-            "demo-edt",
-            "Demo Emergency Duty Team",
-            "01632 960 200",
-            "edt",
-        ),
-        ("gp-ooh", "GP Out of Hours", "01632 960 400", "edt"),
-    ] {
-        c.put_organisation(pb::PutOrganisationRequest {
-            organisation: Some(pb::Organisation {
-                id: id.into(),
-                name: name.into(),
-                kind: pb::OrganisationKind::EmergencyDepartment.into(),
-                callback_number: number.into(),
-                site: org_site.into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("organisation");
-    }
+    list_organisations(
+        &mut c,
+        &[
+            (
+                "st-elsewhere-ae",
+                "St Elsewhere Emergency Department",
+                "01632 960 100",
+                "ae",
+            ),
+            (
+                "demo-edt",
+                "Demo Emergency Duty Team",
+                "01632 960 200",
+                "edt",
+            ),
+            ("gp-ooh", "GP Out of Hours", "01632 960 400", "edt"),
+        ],
+    )
+    .await;
     let mut config = replica_config(
         &primary.pki,
         site,

@@ -152,6 +152,7 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
     };
     put_organisations(&custodian).await?;
     let replicas = start_replicas(&dir, &ca, &primary, args.rate_limit_per_hour).await?;
+    let consoles = demo_operators(&replicas)?;
     for (folder, name, site, organisation) in TERMINALS {
         let addr = replicas
             .iter()
@@ -181,6 +182,9 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
             serde_json::json!({ "site": site, "authorities": status })
         }).collect::<Vec<_>>(),
         "rate_limit_per_hour": args.rate_limit_per_hour,
+        "consoles": consoles.iter().map(|c| serde_json::json!({
+            "site": c.site, "url": c.url, "username": DEMO_OPERATOR, "password": c.password,
+        })).collect::<Vec<_>>(),
     });
     let example_field = |field: &str| {
         seeded
@@ -198,7 +202,8 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
             "cpreg demo ready: primary {url} (authority {DEMO_AUTHORITY})\n\
              {seeded}\
              replicas: {replica_lines}\n\
-             profiles in {p}: custodian, auditor, ae-terminal, edt-duty, cait-terminal\n\n\
+             profiles in {p}: custodian, auditor, ae-terminal, edt-duty, cait-terminal\n\
+             duty consoles (browser; trust the demo CA {dir}/pki/ca.pem or accept the warning):\n{console_lines}\n\n\
              Try:\n\
              \x20 cpreg --profile {p}/custodian children list --active\n\
              \x20 cpreg --profile {p}/custodian children show C0000001\n\
@@ -218,6 +223,11 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
             given = example_field("given"),
             surname = example_field("surname"),
             dob = example_field("dob"),
+            console_lines = consoles
+                .iter()
+                .map(|c| format!("  {}  {}  sign in as {DEMO_OPERATOR} / {}", c.site, c.url, c.password))
+                .collect::<Vec<_>>()
+                .join("\n"),
             replica_lines = replicas
                 .iter()
                 .map(|(site, r)| format!("{site} (version {})", r.status().first().map(|s| s.version).unwrap_or(0)))
@@ -238,6 +248,53 @@ pub async fn run(args: DemoArgs, out: Output) -> Result<(), CliError> {
         replica.stop().await;
     }
     primary.stop().await
+}
+
+/// The demo operator at each site's console.
+const DEMO_OPERATOR: &str = "duty";
+
+/// A console the demo started, and the demo operator's fresh password there.
+struct DemoConsole {
+    site: &'static str,
+    url: String,
+    password: String,
+}
+
+/// Gives each replica's console a `duty` operator with a new random password (each run).
+fn demo_operators(
+    replicas: &[(&'static str, cpreg_replica::Replica)],
+) -> Result<Vec<DemoConsole>, CliError> {
+    use cpreg_replica::console::operators;
+    let mut consoles = Vec::new();
+    for (site, replica) in replicas {
+        let Some(addr) = replica.console_addr() else {
+            continue;
+        };
+        let password = operators::random_password()
+            .map_err(|e| CliError::Invalid(format!("demo operator: {e}")))?;
+        let role = if *site == "ae" {
+            "ED registrar"
+        } else if *site == "edt" {
+            "EDT duty worker"
+        } else {
+            "CAIT officer"
+        };
+        operators::add(
+            &replica.config().operators_path(),
+            DEMO_OPERATOR,
+            role,
+            &password,
+            true,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| CliError::Invalid(format!("demo operator at {site}: {e}")))?;
+        consoles.push(DemoConsole {
+            site,
+            url: format!("https://127.0.0.1:{}/", addr.port()),
+            password,
+        });
+    }
+    Ok(consoles)
 }
 
 /// The demo's replica sites.
@@ -264,6 +321,16 @@ async fn start_replicas(
             ca,
             listen,
             rate_limit_per_hour,
+        )?);
+        let organisation = TERMINALS
+            .iter()
+            .find(|(_, _, s, _)| *s == site)
+            .map_or(site, |(_, _, _, o)| *o);
+        config.console = Some(crate::local::console_config(
+            &site_dir,
+            ca,
+            listen,
+            organisation,
         )?);
         let replica =
             cpreg_replica::Replica::start(config, Arc::new(cpreg_replica::clock::SystemClock))

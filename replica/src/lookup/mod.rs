@@ -39,6 +39,26 @@ struct MatcherCache {
     matcher: Option<Arc<Matcher>>,
 }
 
+/// Who is asking, once authenticated: a terminal's certificate checked by the gRPC service, or
+/// the duty console with an operator signed in (DESIGN section 5: both go through the same
+/// criteria, limits and recording).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    /// The terminal's name: its certificate's holder, or "web console".
+    pub name: String,
+    /// The directory organisation it belongs to; it must be listed at this site.
+    pub organisation: Option<String>,
+}
+
+impl From<CertificateHolder> for Terminal {
+    fn from(holder: CertificateHolder) -> Self {
+        Terminal {
+            name: holder.name,
+            organisation: holder.organisation,
+        }
+    }
+}
+
 /// The lookup service over the replica's store.
 pub struct LookupService {
     store: Arc<Store>,
@@ -195,7 +215,8 @@ impl LookupService {
         Ok(None)
     }
 
-    fn freshness(&self) -> Result<Freshness, Status> {
+    /// Where the copies held stand now: the as-of time every answer carries, and staleness.
+    pub fn freshness(&self) -> Result<Freshness, Status> {
         let now = self.clock.now();
         let mut as_of: Option<DateTime<Utc>> = None;
         let mut stale = false;
@@ -386,7 +407,40 @@ impl Lookup for LookupService {
         request: Request<pb::LookupRequest>,
     ) -> Result<Response<pb::LookupAnswer>, Status> {
         let holder = self.terminal(&request)?;
-        let req = request.into_inner();
+        self.lookup_for(&holder.into(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn open_enquiry(
+        &self,
+        request: Request<pb::OpenEnquiryRequest>,
+    ) -> Result<Response<pb::CallbackTicket>, Status> {
+        let holder = self.terminal(&request)?;
+        self.open_enquiry_for(&holder.into(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn record_callback(
+        &self,
+        request: Request<pb::RecordCallbackRequest>,
+    ) -> Result<Response<pb::LookupAnswer>, Status> {
+        self.terminal(&request)?;
+        self.record_callback_for(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+}
+
+impl LookupService {
+    /// A direct lookup by an authenticated terminal (DESIGN section 5, first way in): checked,
+    /// limited, searched, and recorded before the answer is returned.
+    pub async fn lookup_for(
+        &self,
+        holder: &Terminal,
+        req: pb::LookupRequest,
+    ) -> Result<pb::LookupAnswer, Status> {
         let child = req.child.clone().unwrap_or_default();
         let operator = format!("{}/{}", holder.name, req.operator_name.trim());
         let path = EnquiryPath::Terminal {
@@ -405,7 +459,7 @@ impl Lookup for LookupService {
         if listed.is_none() {
             let status = Status::permission_denied(format!(
                 "this terminal's organisation {:?} is not in the directory at site {:?}: ask the Safeguarding Unit to list it",
-                holder.organisation.unwrap_or_default(),
+                holder.organisation.clone().unwrap_or_default(),
                 self.config.site
             ));
             return Err(self
@@ -443,15 +497,16 @@ impl Lookup for LookupService {
         enquiry.alert = self.watch(&operator, missed);
         let recorded = self.record(enquiry).await?;
         answer.enquiry_reference = recorded.reference;
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 
-    async fn open_enquiry(
+    /// A phone enquiry taken by a duty worker at an authenticated terminal (DESIGN section 5,
+    /// call-back): recorded with the directory's number to ring, nothing answered yet.
+    pub async fn open_enquiry_for(
         &self,
-        request: Request<pb::OpenEnquiryRequest>,
-    ) -> Result<Response<pb::CallbackTicket>, Status> {
-        let holder = self.terminal(&request)?;
-        let req = request.into_inner();
+        holder: &Terminal,
+        req: pb::OpenEnquiryRequest,
+    ) -> Result<pb::CallbackTicket, Status> {
         let child = req.child.clone().unwrap_or_default();
         let organisation = self.organisation(req.organisation_id.trim())?;
         let path = EnquiryPath::Callback {
@@ -498,20 +553,20 @@ impl Lookup for LookupService {
                 EnquiryState::AwaitingCallback { expires_at },
             ))
             .await?;
-        Ok(Response::new(pb::CallbackTicket {
+        Ok(pb::CallbackTicket {
             enquiry_reference: recorded.reference,
             organisation_name: organisation.name,
             callback_number: organisation.callback_number,
             expires_at: expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        }))
+        })
     }
 
-    async fn record_callback(
+    /// The duty worker's call-back to the directory's number: only `confirmed` releases the
+    /// answer; anything else, or a ticket past its time, is recorded and releases nothing.
+    pub async fn record_callback_for(
         &self,
-        request: Request<pb::RecordCallbackRequest>,
-    ) -> Result<Response<pb::LookupAnswer>, Status> {
-        self.terminal(&request)?;
-        let req = request.into_inner();
+        req: pb::RecordCallbackRequest,
+    ) -> Result<pb::LookupAnswer, Status> {
         let reference = req.enquiry_reference.trim().to_owned();
         let enquiry = {
             let store = self.store.clone();
@@ -586,6 +641,6 @@ impl Lookup for LookupService {
         };
         self.update(&reference, state).await?;
         answer.enquiry_reference = reference;
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 }

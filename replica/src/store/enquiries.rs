@@ -190,6 +190,32 @@ impl Store {
         Ok(txn.open_table(ENQUIRIES)?.len()?)
     }
 
+    /// How many enquiries this replica holds, by how they stand: `refused`,
+    /// `awaiting-callback`, `callback-failed`, or the answer's outcome (`match`, `possible`,
+    /// `no_record`). Read for the metrics; retention bounds how many there are.
+    pub fn enquiries_by_outcome(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let txn = self.read()?;
+        let mut counts = std::collections::BTreeMap::new();
+        for row in txn.open_table(ENQUIRIES)?.iter()? {
+            let (_, value) = row?;
+            let enquiry: Enquiry =
+                serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+                    authority: String::new(),
+                    message: e.to_string(),
+                })?;
+            let outcome = match enquiry.state {
+                EnquiryState::Refused { .. } => "refused".to_owned(),
+                EnquiryState::AwaitingCallback { .. } => "awaiting-callback".to_owned(),
+                EnquiryState::CallbackFailed { .. } => "callback-failed".to_owned(),
+                EnquiryState::Answered { outcome, .. } => outcome,
+            };
+            *counts.entry(outcome).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
     /// How many enquiries wait to reach their primary.
     pub fn outbox_backlog(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;

@@ -243,6 +243,9 @@ fn config(dir: &std::path::Path, primary: String, tls: TlsConfig) -> Config {
         }],
         lookups: None,
         delivered_retention_days: 30,
+        console: None,
+        metrics: None,
+        log_format: Default::default(),
     }
 }
 
