@@ -3,7 +3,7 @@
 //! enquiry leaves the outbox only once its primary has committed it; until then it is sent again,
 //! across restarts and outages, and the reference keeps a repeat from counting twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use cpreg_proto::pb;
@@ -13,8 +13,11 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::store::{Enquiry, EnquiryState, Store};
 
-/// Enquiries sent per call.
-const BATCH: usize = 200;
+/// Enquiries sent per call at most: a replica back from a long outage drains in few calls.
+const BATCH: usize = 1_000;
+/// Bytes of enquiry records per call at most, well under the 4 MiB a gRPC server takes by
+/// default; an enquiry larger than this still goes, alone.
+const BATCH_BYTES: usize = 1024 * 1024;
 
 /// The authority an enquiry is reported to.
 fn target(enquiry: &Enquiry, home: &str) -> String {
@@ -57,6 +60,26 @@ fn report(enquiry: &Enquiry) -> pb::EnquiryReport {
     }
 }
 
+/// One authority's share of the outbox as reports, in outbox order, cut into calls of at most
+/// [`BATCH_BYTES`] of records each.
+fn chunks(items: Vec<(u64, &Enquiry)>) -> Vec<Vec<(u64, pb::EnquiryReport)>> {
+    let mut out: Vec<Vec<(u64, pb::EnquiryReport)>> = Vec::new();
+    let mut bytes = 0;
+    for (position, enquiry) in items {
+        let report = report(enquiry);
+        let size = report.record.len();
+        match out.last_mut() {
+            Some(chunk) if bytes + size <= BATCH_BYTES => chunk.push((position, report)),
+            _ => {
+                out.push(vec![(position, report)]);
+                bytes = 0;
+            }
+        }
+        bytes += size;
+    }
+    out
+}
+
 /// The reporter: one task for the whole outbox.
 pub(crate) struct Reporter {
     pub(crate) store: std::sync::Arc<Store>,
@@ -72,7 +95,14 @@ impl Reporter {
         let mut pause = Duration::from_millis(200);
         loop {
             match self.send_once(&mut channels).await {
-                Ok(true) => pause = Duration::from_millis(20),
+                // More may be waiting: look again at once.
+                Ok(true) => {
+                    pause = Duration::from_millis(200);
+                    if *self.shutdown.borrow() {
+                        return;
+                    }
+                    continue;
+                }
                 Ok(false) => pause = Duration::from_millis(500),
                 Err(message) => {
                     tracing::warn!(%message, "enquiries not delivered yet; they stay in the outbox");
@@ -136,28 +166,40 @@ impl Reporter {
             let Some(client) = channels.get_mut(&authority) else {
                 continue;
             };
-            let request = pb::ReportEnquiriesRequest {
-                enquiries: items.iter().map(|(_, e)| report(e)).collect(),
-            };
-            match client.report_enquiries(request).await {
-                Ok(reply) => {
-                    let committed = reply.into_inner().committed;
-                    // Only what the primary says it committed leaves the outbox.
-                    let positions: Vec<u64> = items
-                        .iter()
-                        .filter(|(_, e)| committed.contains(&e.reference))
-                        .map(|(p, _)| *p)
-                        .collect();
-                    let store = self.store.clone();
-                    tokio::task::spawn_blocking(move || store.delivered(&positions))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())?;
-                    delivered_any = true;
-                }
-                Err(status) => {
-                    channels.remove(&authority);
-                    failures.push(format!("{authority}: {}", status.message()));
+            for chunk in chunks(items) {
+                let (positions, enquiries): (Vec<u64>, Vec<pb::EnquiryReport>) =
+                    chunk.into_iter().unzip();
+                let request = pb::ReportEnquiriesRequest { enquiries };
+                let sent: Vec<(u64, String)> = positions
+                    .into_iter()
+                    .zip(request.enquiries.iter().map(|e| e.reference.clone()))
+                    .collect();
+                match client.report_enquiries(request).await {
+                    Ok(reply) => {
+                        let committed: HashSet<String> =
+                            reply.into_inner().committed.into_iter().collect();
+                        // Only what the primary says it committed leaves the outbox.
+                        let positions: Vec<u64> = sent
+                            .iter()
+                            .filter(|(_, reference)| committed.contains(reference))
+                            .map(|(p, _)| *p)
+                            .collect();
+                        if positions.is_empty() {
+                            failures.push(format!("{authority}: committed none of those sent"));
+                            break;
+                        }
+                        let store = self.store.clone();
+                        tokio::task::spawn_blocking(move || store.delivered(&positions))
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| e.to_string())?;
+                        delivered_any = true;
+                    }
+                    Err(status) => {
+                        channels.remove(&authority);
+                        failures.push(format!("{authority}: {}", status.message()));
+                        break;
+                    }
                 }
             }
         }

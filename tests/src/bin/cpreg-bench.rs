@@ -12,6 +12,10 @@
 //!   at every replica.
 //! - `catchup`: a replica offline while many children change, timed from restart to the head.
 //!
+//! Enquiry scenario (`tests/src/bench/drain.rs`):
+//! - `drain`: a replica's outbox of queued enquiries sent to a live primary, timed until empty,
+//!   with what was lost or duplicated counted at the primary.
+//!
 //! Lookup scenario (`tests/src/bench/lookup.rs`):
 //! - `lookup`: lookups of real children at a replica over mTLS, against the gRPC health `Check`
 //!   on the same server: throughput with many clients and single-client latency.
@@ -22,6 +26,8 @@ mod catchup;
 mod common;
 #[path = "../bench/delta.rs"]
 mod delta;
+#[path = "../bench/drain.rs"]
+mod drain;
 #[path = "../bench/lookup.rs"]
 mod lookup;
 #[path = "../bench/propagation.rs"]
@@ -103,6 +109,13 @@ enum Scenario {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// A replica's outbox of `--enquiries` queued enquiries (recorded first, timed apart) sent
+    /// to a live primary and timed until empty; lost and duplicated counted at the primary,
+    /// against bare redb inserts of the same stored bytes.
+    Drain {
+        #[arg(long, default_value_t = 100_000)]
+        enquiries: usize,
     },
     /// The replica's side of `snapshot`, run by the benchmark in a child process.
     #[command(hide = true)]
@@ -193,6 +206,7 @@ async fn main() {
             clients,
             seconds,
         } => lookup::lookup(records, clients, seconds).await,
+        Scenario::Drain { enquiries } => drain::drain(enquiries).await,
         Scenario::ReplicaSide(args) => snapshot::side(args),
     };
     println!("{}", serde_json::to_string_pretty(&result).expect("json"));
