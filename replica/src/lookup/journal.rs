@@ -16,26 +16,51 @@ const MOST_PER_COMMIT: usize = 512;
 
 type Reply = oneshot::Sender<Result<Enquiry, String>>;
 
-/// The handle lookups record through; the thread ends when the last handle is dropped.
+/// The handle lookups record through. When the last handle is dropped the thread finishes
+/// what it holds and ends, and the drop waits for it: the store is closed once the lookup
+/// service is gone, so a replica can be opened again at once.
 #[derive(Debug, Clone)]
 pub struct Journal {
-    queue: mpsc::Sender<(Enquiry, Reply)>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    queue: Option<mpsc::Sender<(Enquiry, Reply)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Journal {
     pub fn start(store: Arc<Store>) -> Journal {
         let (queue, waiting) = mpsc::channel::<(Enquiry, Reply)>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("enquiry-journal".into())
             .spawn(move || write_until_closed(&store, &waiting))
             .expect("start the enquiry journal thread");
-        Journal { queue }
+        Journal {
+            inner: Arc::new(Inner {
+                queue: Some(queue),
+                thread: Some(thread),
+            }),
+        }
     }
 
     /// Records `enquiry` (and its outbox entry); returns it with its reference once committed.
     pub async fn record(&self, enquiry: Enquiry) -> Result<Enquiry, String> {
         let (reply, recorded) = oneshot::channel();
-        self.queue
+        self.inner
+            .queue
+            .as_ref()
+            .ok_or_else(|| "the enquiry journal has stopped".to_owned())?
             .send((enquiry, reply))
             .map_err(|_| "the enquiry journal has stopped".to_owned())?;
         recorded
