@@ -19,11 +19,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cpreg_proto::role::Role;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+
+/// The extended key usages a certificate may name ([`DevCa::issue_client_with_usages`]).
+pub use rcgen::ExtendedKeyUsagePurpose;
 
 /// File name of the CA certificate inside a CA directory.
 const CA_CERT_FILE: &str = "ca.pem";
@@ -295,6 +298,24 @@ impl DevCa {
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         set_validity(&mut params, not_before, not_after)?;
+        self.sign(&params)
+    }
+
+    /// A client certificate like [`DevCa::issue_client`] whose extended key usages are `usages`
+    /// instead of clientAuth (empty: no such extension at all), so tests can show what the
+    /// servers make of a certificate not issued for clients. cpreg itself never issues one.
+    pub fn issue_client_with_usages(
+        &self,
+        role: Role,
+        name: &str,
+        usages: &[ExtendedKeyUsagePurpose],
+        days: u32,
+    ) -> Result<Issued, PkiError> {
+        check_text("holder name", name)?;
+        let now = SystemTime::now();
+        let mut params = leaf_params(name, role, &self.authority);
+        params.extended_key_usages = usages.to_vec();
+        set_validity(&mut params, backdate(now), add_days(now, days)?)?;
         self.sign(&params)
     }
 
