@@ -15,6 +15,7 @@ pub mod audit;
 pub mod criteria;
 pub mod ident;
 pub mod json;
+pub mod metrics;
 pub mod names;
 pub mod role;
 pub mod snapshot;
