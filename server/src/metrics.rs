@@ -143,11 +143,10 @@ impl Metrics {
             .set(to_i64(store.notification_backlog()?));
 
         self.enquiries.reset();
-        for enquiry in store.enquiries(None, 0)? {
-            let outcome = enquiry.record["state"]["outcome"].as_str().unwrap_or("");
+        for ((state, outcome), count) in store.enquiry_counts()? {
             self.enquiries
-                .with_label_values(&[enquiry.state.as_str(), outcome])
-                .inc();
+                .with_label_values(&[state.as_str(), outcome.as_str()])
+                .set(to_i64(count));
         }
 
         self.open_alerts.reset();

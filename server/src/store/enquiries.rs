@@ -89,6 +89,37 @@ impl Store {
         Ok(committed)
     }
 
+    /// How many enquiries are held by (state, outcome): for metrics, read at every scrape, so
+    /// only those two fields of each are decoded.
+    pub fn enquiry_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<(String, String), u64>, StoreError> {
+        #[derive(Deserialize)]
+        struct Counted {
+            state: String,
+            record: CountedRecord,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct CountedRecord {
+            state: CountedState,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct CountedState {
+            outcome: String,
+        }
+        let txn = self.db.begin_read()?;
+        let mut counts = std::collections::BTreeMap::new();
+        for row in txn.open_table(ENQUIRIES)?.iter()? {
+            let counted: Counted = decode(row?.1.value())?;
+            *counts
+                .entry((counted.state, counted.record.state.outcome))
+                .or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
     /// Enquiries received, newest first; only those about `record_id` when given.
     pub fn enquiries(
         &self,
