@@ -424,7 +424,6 @@ impl FollowUp<'_> {
                 found.push(child);
             }
         }
-        let mut told_homes = Vec::new();
         for child in &found {
             // Seen: published with the child, so every site's answer counts it.
             let at = report.at.unwrap_or(self.now);
@@ -467,15 +466,14 @@ impl FollowUp<'_> {
                     format!("record:{}", child.record_id),
                 )?;
             }
-            if let Some(home) = home_key(child) {
-                told_homes.push((home, child.record_id.clone()));
-            }
         }
         if found.is_empty() {
             self.contact(reference, site, report, None, report.searched.subject())?;
         }
-        for (home, asked_about) in told_homes {
-            self.same_home(reference, site, report, &home, &asked_about)?;
+        for child in &found {
+            if let Some(home) = home_key(child) {
+                self.same_home(reference, site, report, &home, child)?;
+            }
         }
         Ok(())
     }
@@ -487,8 +485,9 @@ impl FollowUp<'_> {
         site: &str,
         report: &Reported,
         home: &str,
-        asked_about: &str,
+        asked: &ChildRecord,
     ) -> Result<(), StoreError> {
+        let asked_about = asked.record_id.as_str();
         let ids: Vec<String> = {
             let homes = self.txn.open_table(HOMES)?;
             let mut ids = Vec::new();
@@ -497,8 +496,7 @@ impl FollowUp<'_> {
             }
             ids
         };
-        let asked = self.child(asked_about)?;
-        let about = asked.as_ref().map(child_words).unwrap_or_default();
+        let about = child_words(asked);
         for id in ids.iter().filter(|id| *id != asked_about) {
             let Some(other) = self.child(id)? else {
                 continue;
