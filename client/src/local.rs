@@ -247,6 +247,9 @@ pub fn lookup_config(
         client_ca: tls.join("ca.pem"),
         rate_limit_per_hour,
         site_rate_limit_per_hour: if rate_limit_per_hour == 0 { 0 } else { 1_000 },
+        // 0 lifts every limit, the hold on sweeps too.
+        terminal_rate_limit_per_hour: rate_limit_per_hour.saturating_mul(2),
+        sweep_hold_minutes: if rate_limit_per_hour == 0 { 0 } else { 60 },
         callback_ticket_minutes: 30,
     })
 }

@@ -129,6 +129,16 @@ pub struct LookupConfig {
     /// Lookups the whole site may make in an hour; 0 lifts the limit.
     #[serde(default = "default_site_rate_limit_per_hour")]
     pub site_rate_limit_per_hour: u32,
+    /// Lookups one terminal may make in an hour, whatever operator names are typed at it: an
+    /// operator's name is free text, so the per-operator limit alone is got round by typing
+    /// new ones. At least `rate_limit_per_hour`; 0 lifts the limit.
+    #[serde(default = "default_terminal_rate_limit_per_hour")]
+    pub terminal_rate_limit_per_hour: u32,
+    /// After a sweep (lookups from one terminal alike but for one part, like one name with date
+    /// after date of birth), lookups continuing it are refused for this many minutes, at most a
+    /// day; 0 looks for no sweeps (load tests only).
+    #[serde(default = "default_sweep_hold_minutes")]
+    pub sweep_hold_minutes: u64,
     /// How long a call-back ticket waits for the duty worker to confirm the enquirer.
     #[serde(default = "default_callback_minutes")]
     pub callback_ticket_minutes: u64,
@@ -141,6 +151,21 @@ fn default_rate_limit_per_hour() -> u32 {
 fn default_site_rate_limit_per_hour() -> u32 {
     1_000
 }
+
+/// Twice one operator's: two clinicians at a shared workstation on a busy night, each at their
+/// own limit; typing new names at it gains no more than that.
+fn default_terminal_rate_limit_per_hour() -> u32 {
+    default_rate_limit_per_hour() * 2
+}
+
+/// An hour: past the end of the sweep's half-hour window, and short enough that a hold set off
+/// by mistake is over before the next patient is.
+fn default_sweep_hold_minutes() -> u64 {
+    60
+}
+
+/// The longest hold on a sweep that the configuration accepts.
+const MAX_SWEEP_HOLD_MINUTES: u64 = 24 * 60;
 
 fn default_callback_minutes() -> u64 {
     30
@@ -264,6 +289,9 @@ impl Config {
                 );
             }
         }
+        if let Some(lookups) = &self.lookups {
+            lookups.validate()?;
+        }
         let mut seen = HashSet::new();
         for authority in &self.authorities {
             authority.validate()?;
@@ -291,6 +319,30 @@ impl Config {
     pub fn staleness_threshold(&self) -> chrono::Duration {
         let hours = i64::try_from(self.staleness_threshold_hours).unwrap_or(i64::MAX / 3_600_000);
         chrono::Duration::try_hours(hours).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+impl LookupConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let (operator, terminal) = (self.rate_limit_per_hour, self.terminal_rate_limit_per_hour);
+        if operator != 0 && terminal != 0 && terminal < operator {
+            return Err(ConfigError::Invalid(format!(
+                "[lookups] `terminal_rate_limit_per_hour` ({terminal}) is below `rate_limit_per_hour` ({operator}): a terminal is shared by its operators, so give it at least as many, or 0 to lift it"
+            )));
+        }
+        if self.sweep_hold_minutes > MAX_SWEEP_HOLD_MINUTES {
+            return Err(ConfigError::Invalid(format!(
+                "[lookups] `sweep_hold_minutes` ({}) is more than a day ({MAX_SWEEP_HOLD_MINUTES}): a longer hold only keeps the next shift from asking",
+                self.sweep_hold_minutes
+            )));
+        }
+        Ok(())
+    }
+
+    /// How long lookups continuing a sweep are refused; zero looks for no sweeps.
+    pub fn sweep_hold(&self) -> chrono::Duration {
+        let minutes = self.sweep_hold_minutes.min(MAX_SWEEP_HOLD_MINUTES);
+        chrono::Duration::minutes(i64::try_from(minutes).unwrap_or(0))
     }
 }
 
@@ -427,6 +479,46 @@ mod tests {
         .expect_err("unknown key")
         .to_string();
         assert!(err.contains("session_hours"), "{err}");
+    }
+
+    #[test]
+    fn a_terminal_limit_and_sweep_hold_default_and_are_checked() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = hex::encode([1u8; 32]);
+        let base = format!(
+            "site = \"ae\"\ndata_dir = \"/tmp/r\"\n[[authority]]\nid = \"lambeth\"\nprimary = \"https://x\"\npublic_keys = [\"{key}\"]\n[authority.tls]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n[lookups]\nlisten = \"127.0.0.1:0\"\ncert = \"c\"\nkey = \"k\"\nclient_ca = \"a\"\n"
+        );
+        let config = Config::load(&write(dir.path(), &base)).expect("defaults");
+        let lookups = config.lookups.expect("lookups");
+        assert_eq!(
+            (
+                lookups.rate_limit_per_hour,
+                lookups.terminal_rate_limit_per_hour,
+                lookups.sweep_hold_minutes
+            ),
+            (60, 120, 60)
+        );
+        assert_eq!(lookups.sweep_hold(), chrono::Duration::hours(1));
+        let lifted = format!(
+            "{base}rate_limit_per_hour = 0\nterminal_rate_limit_per_hour = 0\nsweep_hold_minutes = 0\n"
+        );
+        let lifted = Config::load(&write(dir.path(), &lifted)).expect("0 lifts them");
+        assert_eq!(
+            lifted.lookups.expect("lookups").sweep_hold(),
+            chrono::Duration::zero()
+        );
+        for (extra, expected) in [
+            (
+                "terminal_rate_limit_per_hour = 10\n",
+                "below `rate_limit_per_hour` (60)",
+            ),
+            ("sweep_hold_minutes = 10000\n", "more than a day"),
+        ] {
+            let err = Config::load(&write(dir.path(), &format!("{base}{extra}")))
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]

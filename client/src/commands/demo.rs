@@ -32,7 +32,8 @@ pub struct DemoArgs {
     /// How many synthetic children to load.
     #[arg(long, default_value_t = 2_000)]
     pub records: usize,
-    /// Lookups per operator per hour at the replicas (0 lifts the limit).
+    /// Lookups per operator per hour at the replicas, twice that per terminal (0 lifts every
+    /// limit: operator, terminal and site, and the hold on sweeps).
     #[arg(long, default_value_t = 60)]
     pub rate_limit_per_hour: u32,
     /// Seed for the synthetic register.

@@ -297,19 +297,27 @@ impl LookupService {
         }
     }
 
-    /// Notes a lookup by `operator` and returns an alert for a run of misses.
-    fn watch(&self, operator: &str, missed: bool) -> Option<String> {
-        self.watch.lock().unwrap_or_else(|p| p.into_inner()).note(
-            operator,
+    /// Notes a lookup by `asker` and returns its alert, if any: a run of misses by the operator
+    /// or at the terminal, many operator names at the terminal, or a sweep that `refusal` (the
+    /// lookup's refusal, if it was refused) carries from [`Self::admit`].
+    fn watch(
+        &self,
+        asker: limits::Asker<'_>,
+        missed: bool,
+        refusal: Option<&Status>,
+    ) -> Option<String> {
+        let noted = self.watch.lock().unwrap_or_else(|p| p.into_inner()).note(
+            asker,
             missed,
             self.clock.now(),
-        )
+        );
+        limits::joined([refusal.and_then(limits::Alert::carried_by), noted])
     }
 
     /// Refuses with `status`, after recording the refusal.
     async fn refuse(
         &self,
-        operator: &str,
+        asker: limits::Asker<'_>,
         path: EnquiryPath,
         reason: &str,
         query: &pb::ChildQuery,
@@ -319,7 +327,7 @@ impl LookupService {
             why: status.message().to_owned(),
         };
         let mut enquiry = self.enquiry(path, reason, query, refused);
-        enquiry.alert = self.watch(operator, true);
+        enquiry.alert = self.watch(asker, true, Some(&status));
         match self.record(enquiry).await {
             Ok(recorded) => Status::new(
                 status.code(),
@@ -362,22 +370,49 @@ impl LookupService {
         Ok((answer, ids, authorities))
     }
 
-    fn admit(&self, operator: &str) -> Result<(), Status> {
+    /// Lets a lookup by `asker` about `child` go ahead, or refuses it: it makes or continues a
+    /// sweep at the terminal (the refusal then carries the sweep's alert for [`Self::watch`]),
+    /// or the operator, the terminal or the site has made its lookups for the hour.
+    fn admit(&self, asker: limits::Asker<'_>, child: &pb::ChildQuery) -> Result<(), Status> {
+        let now = self.clock.now();
+        let swept = self.watch.lock().unwrap_or_else(|p| p.into_inner()).sweep(
+            asker,
+            child,
+            self.lookups.sweep_hold(),
+            now,
+        );
+        if let Err(swept) = swept {
+            let mut status = Status::resource_exhausted(swept.message());
+            if let Some(alert) = swept.alert(asker.terminal) {
+                status.set_source(Arc::new(limits::Alert(alert)));
+            }
+            return Err(status);
+        }
+        let operator_key = format!("operator:{}/{}", asker.terminal, asker.operator);
+        let terminal_key = format!("terminal:{}", asker.terminal);
+        let keys = [
+            (operator_key.as_str(), self.lookups.rate_limit_per_hour),
+            (
+                terminal_key.as_str(),
+                self.lookups.terminal_rate_limit_per_hour,
+            ),
+            ("site", self.lookups.site_rate_limit_per_hour),
+        ];
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        let operator_key = format!("operator:{operator}");
-        limiter
-            .admit(
-                &[(operator_key.as_str(), self.lookups.rate_limit_per_hour), ("site", self.lookups.site_rate_limit_per_hour)],
-                self.clock.now(),
-            )
-            .map_err(|limited| {
-                Status::resource_exhausted(format!(
-                    "{} lookups an hour is the limit for {}; the next is possible after {}. For an emergency call the Emergency Duty Team",
-                    limited.limit,
-                    if limited.key == "site" { "this site" } else { "each operator" },
-                    limited.retry_after.format("%H:%M UTC")
-                ))
-            })
+        limiter.admit(&keys, now).map_err(|limited| {
+            let whose = if limited.key == "site" {
+                "this site"
+            } else if limited.key == terminal_key {
+                "this terminal, whatever operator name is given"
+            } else {
+                "each operator"
+            };
+            Status::resource_exhausted(format!(
+                "{} lookups an hour is the limit for {whose}; the next is possible after {}. For an emergency call the Emergency Duty Team",
+                limited.limit,
+                limited.retry_after.format("%H:%M UTC")
+            ))
+        })
     }
 }
 
@@ -442,7 +477,10 @@ impl LookupService {
         req: pb::LookupRequest,
     ) -> Result<pb::LookupAnswer, Status> {
         let child = req.child.clone().unwrap_or_default();
-        let operator = format!("{}/{}", holder.name, req.operator_name.trim());
+        let asker = limits::Asker {
+            terminal: &holder.name,
+            operator: req.operator_name.trim(),
+        };
         let path = EnquiryPath::Terminal {
             terminal: holder.name.clone(),
             organisation: holder.organisation.clone().unwrap_or_default(),
@@ -462,9 +500,7 @@ impl LookupService {
                 holder.organisation.clone().unwrap_or_default(),
                 self.config.site
             ));
-            return Err(self
-                .refuse(&operator, path, &req.reason, &child, status)
-                .await);
+            return Err(self.refuse(asker, path, &req.reason, &child, status).await);
         }
         let checked = required("operator_name", &req.operator_name)
             .and(required("operator_role", &req.operator_role))
@@ -476,13 +512,11 @@ impl LookupService {
                 criteria::check(&child, self.clock.now().date_naive())
                     .map_err(|e| Status::invalid_argument(e.0))
             })
-            .and_then(|criteria| self.admit(&operator).map(|()| criteria));
+            .and_then(|criteria| self.admit(asker, &child).map(|()| criteria));
         let criteria = match checked {
             Ok(criteria) => criteria,
             Err(status) => {
-                return Err(self
-                    .refuse(&operator, path, &req.reason, &child, status)
-                    .await);
+                return Err(self.refuse(asker, path, &req.reason, &child, status).await);
             }
         };
         let (mut answer, record_ids, authorities) = self.search(&child, &criteria).await?;
@@ -494,7 +528,7 @@ impl LookupService {
         };
         let mut enquiry = self.enquiry(path, &req.reason, &child, state);
         let missed = answer.outcome == i32::from(pb::LookupOutcome::NoRecord);
-        enquiry.alert = self.watch(&operator, missed);
+        enquiry.alert = self.watch(asker, missed, None);
         let recorded = self.record(enquiry).await?;
         answer.enquiry_reference = recorded.reference;
         Ok(answer)
@@ -508,6 +542,10 @@ impl LookupService {
         req: pb::OpenEnquiryRequest,
     ) -> Result<pb::CallbackTicket, Status> {
         let child = req.child.clone().unwrap_or_default();
+        let asker = limits::Asker {
+            terminal: &holder.name,
+            operator: req.duty_worker.trim(),
+        };
         let organisation = self.organisation(req.organisation_id.trim())?;
         let path = EnquiryPath::Callback {
             duty_worker: if req.duty_worker.trim().is_empty() {
@@ -535,24 +573,21 @@ impl LookupService {
                 ))),
             })
             .and_then(|()| criteria::check(&child, self.clock.now().date_naive()).map_err(|e| Status::invalid_argument(e.0)))
-            .and_then(|_| self.admit(&format!("{}/{}", holder.name, req.duty_worker.trim())));
+            .and_then(|_| self.admit(asker, &child));
         if let Err(status) = checked {
-            let operator = format!("{}/{}", holder.name, req.duty_worker.trim());
-            return Err(self
-                .refuse(&operator, path, &req.reason, &child, status)
-                .await);
+            return Err(self.refuse(asker, path, &req.reason, &child, status).await);
         }
         let organisation = organisation.unwrap_or_default();
         let expires_at = self.clock.now()
             + chrono::Duration::minutes(self.lookups.callback_ticket_minutes as i64);
-        let recorded = self
-            .record(self.enquiry(
-                path,
-                &req.reason,
-                &child,
-                EnquiryState::AwaitingCallback { expires_at },
-            ))
-            .await?;
+        let mut enquiry = self.enquiry(
+            path,
+            &req.reason,
+            &child,
+            EnquiryState::AwaitingCallback { expires_at },
+        );
+        enquiry.alert = self.watch(asker, false, None);
+        let recorded = self.record(enquiry).await?;
         Ok(pb::CallbackTicket {
             enquiry_reference: recorded.reference,
             organisation_name: organisation.name,

@@ -401,6 +401,8 @@ pub async fn lookup(records: usize, clients: usize, seconds: u64) -> serde_json:
     config.lookups = Some(cpreg_replica::config::LookupConfig {
         rate_limit_per_hour: 0,
         site_rate_limit_per_hour: 0,
+        terminal_rate_limit_per_hour: 0,
+        sweep_hold_minutes: 0,
         ..cpreg_tests::replica::lookup_config(&primary.pki, SITE)
     });
     let head = primary.head().await.0;
