@@ -5,6 +5,7 @@
 //! the signed state root, so readers see the last good version until the new one is proved.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cpreg_proto::pb;
 use cpreg_proto::snapshot::{IntakeError, StateRoot, TrustedKeys, TrustedState, decode_changes};
@@ -94,6 +95,10 @@ enum Handle {
 /// The replica's database.
 pub struct Store {
     db: Handle,
+    /// Bumped after every commit that changes what is held of a register (a version applied,
+    /// freshness confirmed, a key rotation followed): readers that keep what they read in
+    /// memory, like the lookups, know from it when to read again.
+    changes: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -136,6 +141,7 @@ impl Store {
         txn.commit()?;
         Ok(Store {
             db: Handle::ReadWrite(db),
+            changes: AtomicU64::new(0),
         })
     }
 
@@ -143,6 +149,7 @@ impl Store {
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         Ok(Store {
             db: Handle::ReadOnly(builder().open_read_only(path)?),
+            changes: AtomicU64::new(0),
         })
     }
 
@@ -158,6 +165,17 @@ impl Store {
             Handle::ReadWrite(db) => Ok(db.begin_write()?),
             Handle::ReadOnly(_) => Err(StoreError::ReadOnly),
         }
+    }
+
+    /// How many times this process has changed what is held of the registers since it opened
+    /// the store.
+    /// Read it before reading what is held: a copy read afterwards is at least that new.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// What is held of `authority`; the default (version 0, nothing) when nothing is.
@@ -212,6 +230,7 @@ impl Store {
             }
         }
         txn.commit()?;
+        self.changed();
         Ok(keys)
     }
 
@@ -305,6 +324,7 @@ impl Store {
         };
         write_trusted(&txn, authority, &state)?;
         txn.commit()?;
+        self.changed();
         Ok(state)
     }
 
@@ -333,6 +353,7 @@ impl Store {
         };
         write_trusted(&txn, authority, &state)?;
         txn.commit()?;
+        self.changed();
         Ok(state)
     }
 

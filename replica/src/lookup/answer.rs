@@ -2,6 +2,8 @@
 //! as-of time and staleness, and advice in plain words. "No record found" says what was searched
 //! and as of when, and never that the child is safe.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use cpreg_proto::pb;
 use cpreg_proto::snapshot::AUTHORITY_KEY;
@@ -19,10 +21,25 @@ pub struct Freshness {
     pub authorities: Vec<String>,
     /// This replica's site.
     pub site: String,
+    /// Each authority's own numbers (office, EDT), as its snapshot carries them.
+    pub numbers: BTreeMap<String, pb::AuthorityInfo>,
+}
+
+impl Freshness {
+    /// The numbers of `authority`, or only its id when its copy carries none.
+    fn numbers_of(&self, authority: &str) -> pb::AuthorityInfo {
+        self.numbers
+            .get(authority)
+            .cloned()
+            .unwrap_or_else(|| pb::AuthorityInfo {
+                authority: authority.to_owned(),
+                ..Default::default()
+            })
+    }
 }
 
 /// The authority's own numbers, as its snapshot carries them.
-fn authority_info(store: &Store, authority: &str) -> Result<pb::AuthorityInfo, StoreError> {
+pub fn authority_info(store: &Store, authority: &str) -> Result<pb::AuthorityInfo, StoreError> {
     Ok(store
         .get(authority, AUTHORITY_KEY)?
         .and_then(|bytes| pb::AuthorityInfo::decode(bytes.as_slice()).ok())
@@ -80,12 +97,12 @@ fn recent(
 
 fn candidate(
     store: &Store,
-    site: &str,
+    freshness: &Freshness,
     c: &Candidate,
     recent_since: DateTime<Utc>,
 ) -> Result<pb::Candidate, StoreError> {
-    let info = authority_info(store, &c.authority)?;
-    let (recent_enquiries, recent_sites) = recent(store, site, c, recent_since)?;
+    let info = freshness.numbers_of(&c.authority);
+    let (recent_enquiries, recent_sites) = recent(store, &freshness.site, c, recent_since)?;
     Ok(pb::Candidate {
         record_id: c.child.record_id.clone(),
         authority: c.authority.clone(),
@@ -122,7 +139,7 @@ pub fn build(
     let recent_since = now - chrono::Duration::days(RECENT_DAYS);
     let candidates = candidates
         .iter()
-        .map(|c| candidate(store, &freshness.site, c, recent_since))
+        .map(|c| candidate(store, freshness, c, recent_since))
         .collect::<Result<Vec<_>, _>>()?;
     let outcome = if candidates
         .iter()
@@ -145,7 +162,7 @@ pub fn build(
     let edt: Vec<String> = freshness
         .authorities
         .iter()
-        .filter_map(|a| authority_info(store, a).ok())
+        .map(|a| freshness.numbers_of(a))
         .filter(|i| !i.edt_phone.is_empty())
         .map(|i| {
             format!(
