@@ -212,6 +212,51 @@ async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
     replica.replica.stop().await;
 }
 
+/// What a lookup reads of the copy held (the children, the directory, the authority's numbers)
+/// is kept between lookups; each new version must show in the very next lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_started_and_an_organisation_delisted_show_in_the_next_lookup() {
+    let (primary, replica) = site("ae").await;
+    let terminal = ae_terminal(&primary, &replica);
+    let noah = || query("Noah", "Evans", "2021-02-14");
+    let before = ask(&terminal, noah()).await.expect("answered");
+    assert_eq!(before.outcome, i32::from(pb::LookupOutcome::NoRecord));
+
+    let mut c = primary.client(Role::Custodian).await;
+    c.create_child(pb::CreateChildRequest {
+        record_id: "C2".into(),
+        details: Some(child_details("Noah", "Evans", "2021-02-14")),
+    })
+    .await
+    .expect("child");
+    c.start_plan(plan_start("C2", -1, 60, &[Category::Emotional]))
+        .await
+        .expect("plan");
+    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+    let after = ask(&terminal, noah()).await.expect("answered");
+    assert_eq!(
+        after.outcome,
+        i32::from(pb::LookupOutcome::Match),
+        "{after:?}"
+    );
+    assert_eq!(after.candidates[0].record_id, "C2");
+
+    c.remove_organisation(pb::RemoveOrganisationRequest {
+        id: "st-elsewhere-ae".into(),
+    })
+    .await
+    .expect("delisted");
+    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+    let err = ask(&terminal, noah()).await.expect_err("refused");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("not in the directory"),
+        "{}",
+        err.message()
+    );
+    replica.replica.stop().await;
+}
+
 fn phone_enquiry() -> pb::OpenEnquiryRequest {
     pb::OpenEnquiryRequest {
         child: Some(query("Amelia", "Evans", "2019-04-23")),
