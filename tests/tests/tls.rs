@@ -4,7 +4,8 @@
 //! What they accept, as configured through tonic's `ServerTlsConfig` (rustls's default protocol
 //! versions, client certificates verified by webpki against the configured CA):
 //! - no plaintext: an HTTP/2 connection without TLS (h2c) never gets an HTTP/2 answer;
-//! - TLS 1.3, chosen whenever the client offers it, and TLS 1.2 (rustls cannot go lower);
+//! - TLS 1.3, chosen whenever the client offers it, and TLS 1.2 (rustls cannot go lower): a
+//!   client offering only TLS 1.0 or 1.1 gets a fatal alert and no ServerHello;
 //! - a client certificate from the CA whose extended key usage names clientAuth, or that has no
 //!   extended key usage at all; one whose usages leave clientAuth out (serverAuth only) is
 //!   refused.
@@ -149,6 +150,67 @@ async fn plaintext_http2_is_refused_by_the_primary_and_the_replica() {
             !is_http2_settings(&head),
             "the {port} answered plaintext HTTP/2: {head:?}"
         );
+    }
+}
+
+/// A ClientHello of a client that speaks at most `version` (0x0301 TLS 1.0, 0x0302 TLS 1.1),
+/// offering suites rustls supports (so that only the version is wrong) and no
+/// `supported_versions` extension.
+fn legacy_client_hello(version: [u8; 2]) -> Vec<u8> {
+    // ECDHE with AES-GCM and ChaCha20: TLS 1.2 suites rustls offers.
+    let suites: &[u8] = &[
+        0xc0, 0x2b, 0xc0, 0x2f, 0xc0, 0x2c, 0xc0, 0x30, 0xcc, 0xa9, 0xcc, 0xa8,
+    ];
+    let mut hello = Vec::new();
+    hello.extend_from_slice(&version);
+    hello.extend_from_slice(&[0x5a; 32]); // random
+    hello.push(0); // no session id
+    hello.extend_from_slice(&(suites.len() as u16).to_be_bytes());
+    hello.extend_from_slice(suites);
+    hello.extend_from_slice(&[1, 0]); // compression: null only
+    let mut handshake = vec![1]; // ClientHello
+    handshake.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![22, 0x03, 0x01]; // handshake record
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+const HANDSHAKE_RECORD: u8 = 22;
+const ALERT_RECORD: u8 = 21;
+const FATAL: u8 = 2;
+/// rustls answers `handshake_failure` (40) to TLS 1.0 and `protocol_version` (70) to 1.1.
+const REFUSALS: [u8; 2] = [40, 70];
+
+#[tokio::test]
+async fn a_client_speaking_only_tls_1_0_or_1_1_gets_a_fatal_alert_and_no_server_hello() {
+    let (primary, replica) = primary_and_replica().await;
+    let lookups = replica.replica.lookup_addr().expect("lookups served");
+    for (port, addr) in [
+        ("primary", primary_addr(&primary)),
+        ("replica lookups", lookups),
+    ] {
+        for (name, version) in [("TLS 1.0", [3, 1]), ("TLS 1.1", [3, 2])] {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream
+                .write_all(&legacy_client_hello(version))
+                .await
+                .expect("hello sent");
+            let mut head = vec![0u8; 7];
+            tokio::time::timeout(WAIT, stream.read_exact(&mut head))
+                .await
+                .expect("answered in time")
+                .expect("an alert, not a bare close");
+            assert_ne!(
+                head[0], HANDSHAKE_RECORD,
+                "the {port} went on with a {name} handshake: {head:?}"
+            );
+            assert!(
+                head[0] == ALERT_RECORD && head[5] == FATAL && REFUSALS.contains(&head[6]),
+                "the {port} should refuse {name} with a fatal alert: {head:?}"
+            );
+        }
     }
 }
 
