@@ -10,11 +10,13 @@
 //! - [`snapshot`]: signed snapshots and deltas: manifests, payloads, state roots, checks.
 //! - [`criteria`]: the least a lookup must give, so the register cannot be browsed.
 //! - [`audit`]: the audit chain's exact bytes, hashing, checkpoints and verification.
+//! - [`limits`]: the message sizes, streams and timeouts both servers hold callers to.
 
 pub mod audit;
 pub mod criteria;
 pub mod ident;
 pub mod json;
+pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod role;

@@ -125,7 +125,8 @@ async fn serve_lookups(
     service: Arc<lookup::LookupService>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(std::net::SocketAddr, JoinHandle<()>), ReplicaError> {
-    use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+    use cpreg_proto::limits::{LOOKUPS, SMALL_REQUEST_BYTES};
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
     let read = |what: &'static str, path: &Path| {
         std::fs::read(path).map_err(|source| ReplicaError::Read {
             what,
@@ -133,15 +134,17 @@ async fn serve_lookups(
             source,
         })
     };
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read("lookup certificate", &lookups.cert)?,
-            read("lookup key", &lookups.key)?,
-        ))
-        .client_ca_root(Certificate::from_pem(read(
-            "terminal CA",
-            &lookups.client_ca,
-        )?));
+    let tls = LOOKUPS.tls(
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(
+                read("lookup certificate", &lookups.cert)?,
+                read("lookup key", &lookups.key)?,
+            ))
+            .client_ca_root(Certificate::from_pem(read(
+                "terminal CA",
+                &lookups.client_ca,
+            )?)),
+    );
     let listener = tokio::net::TcpListener::bind(lookups.listen)
         .await
         .map_err(|source| ReplicaError::Read {
@@ -159,15 +162,23 @@ async fn serve_lookups(
     // `cpreg.v1.Lookup` report SERVING until shutdown begins.
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<Lookups>().await;
-    let router = Server::builder()
+    // A lookup is tiny and answered from the local store: a request over 64 KiB is refused
+    // before it is read or recorded, and a call not answered within `LOOKUPS.call` is ended.
+    let router = LOOKUPS
+        .server()
         .tls_config(tls)
         .map_err(|e| ReplicaError::Primary {
             authority: String::new(),
             message: format!("lookup TLS: {e}"),
         })?
-        .add_service(health_service)
-        .add_service(reflection_service()?)
-        .add_service(Lookups::from_arc(service));
+        .add_service(LOOKUPS.timed(health_service.max_decoding_message_size(SMALL_REQUEST_BYTES)))
+        .add_service(
+            LOOKUPS.timed(reflection_service()?.max_decoding_message_size(SMALL_REQUEST_BYTES)),
+        )
+        .add_service(
+            LOOKUPS
+                .timed(Lookups::from_arc(service).max_decoding_message_size(SMALL_REQUEST_BYTES)),
+        );
     let task = tokio::spawn(async move {
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -42,17 +42,18 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
+use cpreg_proto::limits::{self, PRIMARY};
 use cpreg_proto::pb::register_server::RegisterServer;
 use cpreg_proto::pb::replication_server::ReplicationServer;
 use tokio::net::TcpListener;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
 
 /// Largest gRPC message accepted: a plan document or an import chunk.
-pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = limits::REGISTER_MESSAGE_BYTES;
 
 /// Why the primary could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -178,15 +179,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     install_crypto_provider();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read("server certificate", &config.tls.cert)?,
-            read("server key", &config.tls.key)?,
-        ))
-        .client_ca_root(Certificate::from_pem(read(
-            "client CA",
-            &config.tls.client_ca,
-        )?));
+    let tls = PRIMARY.tls(
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(
+                read("server certificate", &config.tls.cert)?,
+                read("server key", &config.tls.key)?,
+            ))
+            .client_ca_root(Certificate::from_pem(read(
+                "client CA",
+                &config.tls.client_ca,
+            )?)),
+    );
     let store = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_store(&config, clock))
@@ -253,17 +256,31 @@ pub async fn run(
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     tracing::info!(authority = %config.authority, addr = ?listener.local_addr().ok(), "primary serving");
-    let served = Server::builder()
+    // Every service refuses a request over its size before reading it, and every call must be
+    // answered within `PRIMARY.call`: a subscription's frames and an import's progress are the
+    // body of an answer already given, so they outlive it (docs/decisions/resource-limits.md).
+    let served = PRIMARY
+        .server()
         .tls_config(tls)?
-        .add_service(health_service)
-        .add_service(reflection)
         .add_service(
-            RegisterServer::new(service)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            PRIMARY.timed(health_service.max_decoding_message_size(limits::SMALL_REQUEST_BYTES)),
         )
         .add_service(
-            ReplicationServer::new(replication).max_encoding_message_size(MAX_MESSAGE_BYTES),
+            PRIMARY.timed(reflection.max_decoding_message_size(limits::SMALL_REQUEST_BYTES)),
+        )
+        .add_service(
+            PRIMARY.timed(
+                RegisterServer::new(service)
+                    .max_decoding_message_size(limits::REGISTER_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ),
+        )
+        .add_service(
+            PRIMARY.timed(
+                ReplicationServer::new(replication)
+                    .max_decoding_message_size(limits::REPLICATION_REQUEST_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ),
         )
         // Small frames (one delta, one acknowledgement) must not wait on Nagle's algorithm:
         // without NODELAY one change in six took 40 ms to reach the replicas.

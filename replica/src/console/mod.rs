@@ -188,6 +188,36 @@ fn tls_config(config: &ConsoleConfig) -> Result<rustls::ServerConfig, ConsoleErr
     Ok(tls)
 }
 
+/// Time from a TCP connection to a finished TLS handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// Time to send a request's headers, and how long a kept-alive connection may sit idle.
+const HEADER_LIMIT: Duration = Duration::from_secs(30);
+/// Time from a request's headers to its answer, body included: a form sent a byte at a time is
+/// cut off here.
+const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// Largest form accepted: the console's forms are a few short fields.
+const FORM_BYTES: usize = 64 * 1024;
+
+/// Ends a request that is not received and answered within [`REQUEST_LIMIT`].
+async fn within_request_limit(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(REQUEST_LIMIT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            [(axum::http::header::CONNECTION, "close")],
+            format!(
+                "The request did not arrive within {} seconds.",
+                REQUEST_LIMIT.as_secs()
+            ),
+        )
+            .into_response(),
+    }
+}
+
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     while !*shutdown.borrow_and_update() {
         if shutdown.changed().await.is_err() {
@@ -215,7 +245,10 @@ pub async fn serve(
         .await
         .map_err(listen)?;
     let addr = listener.local_addr().map_err(listen)?;
-    let router = Arc::new(console).router();
+    let router = Arc::new(console)
+        .router()
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_BYTES))
+        .layer(axum::middleware::from_fn(within_request_limit));
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
@@ -229,7 +262,7 @@ pub async fn serve(
                     );
                     let mut stop = shutdown.clone();
                     connections.spawn(async move {
-                        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        let tls = match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp)).await {
                             Ok(Ok(tls)) => tls,
                             Ok(Err(error)) => {
                                 tracing::debug!(%peer, %error, "console TLS handshake failed");
@@ -239,7 +272,7 @@ pub async fn serve(
                         };
                         let connection = hyper::server::conn::http1::Builder::new()
                             .timer(TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(30))
+                            .header_read_timeout(HEADER_LIMIT)
                             .serve_connection(TokioIo::new(tls), service);
                         tokio::pin!(connection);
                         tokio::select! {
