@@ -339,11 +339,7 @@ async fn latency(mut caller: Caller, offset: usize) -> (Vec<f64>, Tally) {
 /// each; returns calls per second (answered or refused alike) and the tally.
 /// Calls per second, calls made, their answers, and the CPU time (client and server together,
 /// every thread of this process) per call.
-async fn throughput(
-    callers: Vec<Caller>,
-    seconds: u64,
-    stride: usize,
-) -> (f64, u64, Tally, f64) {
+async fn throughput(callers: Vec<Caller>, seconds: u64, stride: usize) -> (f64, u64, Tally, f64) {
     let clients = callers.len();
     let barrier = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let mut tasks = Vec::new();
