@@ -336,9 +336,8 @@ async fn latency(mut caller: Caller, offset: usize) -> (Vec<f64>, Tally) {
 }
 
 /// `callers.len()` clients calling as fast as they can for `seconds`, after a warm-up call
-/// each; returns calls per second (answered or refused alike) and the tally.
-/// Calls per second, calls made, their answers, and the CPU time (client and server together,
-/// every thread of this process) per call.
+/// each; returns calls per second (answered or refused alike), calls made, the tally, and the
+/// CPU time per call (clients and server together, every thread of this process).
 async fn throughput(callers: Vec<Caller>, seconds: u64, stride: usize) -> (f64, u64, Tally, f64) {
     let clients = callers.len();
     let barrier = Arc::new(tokio::sync::Barrier::new(clients + 1));
