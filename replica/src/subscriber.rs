@@ -23,6 +23,9 @@ use crate::store::Store;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait before redialling.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A session up this long was a working link, even on a quiet register with nothing to apply:
+/// losing it (the primary restarted, say) starts the backoff afresh.
+const STEADY_SESSION: Duration = Duration::from_secs(10);
 /// How often the replica reports its status while connected, besides after each apply.
 const REPORT_EVERY: Duration = Duration::from_secs(30);
 /// A status report is best effort: it never holds up the stream for longer than this.
@@ -98,13 +101,15 @@ impl Subscriber {
         let mut shutdown = self.shutdown.clone();
         let mut backoff = FIRST_BACKOFF;
         loop {
+            let began = Instant::now();
             let ended = self.session(&mut shutdown).await;
             self.link.set_connected(false);
             self.intake.abandon();
             match ended {
                 Ended::Shutdown => break,
-                Ended::Lost { applied: true } => backoff = FIRST_BACKOFF,
-                Ended::Lost { applied: false } => {}
+                Ended::Lost { applied } => {
+                    backoff = backoff_after(backoff, applied, began.elapsed());
+                }
             }
             let delay = jittered(backoff);
             tracing::debug!(authority = %self.intake.authority(), ?delay, "redialling after a pause");
@@ -241,6 +246,17 @@ impl Subscriber {
             Ok(Err(status)) => tracing::warn!(%authority, %status, "status report refused"),
             Err(_) => tracing::warn!(%authority, "status report timed out"),
         }
+    }
+}
+
+/// The backoff to wait (before jitter) after a lost session: afresh after a session that applied
+/// something or stayed up for [`STEADY_SESSION`], otherwise the one that led to it, doubled for
+/// the next attempt by the caller.
+fn backoff_after(backoff: Duration, applied: bool, lasted: Duration) -> Duration {
+    if applied || lasted >= STEADY_SESSION {
+        FIRST_BACKOFF
+    } else {
+        backoff
     }
 }
 

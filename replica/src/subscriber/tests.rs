@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
-use super::jittered;
+use super::{FIRST_BACKOFF, MAX_BACKOFF, backoff_after, jittered};
 use crate::clock::FixedClock;
 use crate::config::{AuthorityConfig, Config, TlsConfig};
 use crate::store::{Enquiry, EnquiryPath, EnquiryState, Store};
@@ -465,4 +465,25 @@ fn jitter_stays_within_half_and_all_of_the_backoff() {
             "{delay:?} for {backoff:?}"
         );
     }
+}
+
+#[test]
+fn after_primary_restarts_on_a_quiet_register_the_replica_redials_at_once_not_after_the_longest_wait()
+ {
+    // Sessions that failed at once back off, up to the longest wait...
+    let mut backoff = FIRST_BACKOFF;
+    for _ in 0..12 {
+        backoff = (backoff_after(backoff, false, Duration::from_millis(5)) * 2).min(MAX_BACKOFF);
+    }
+    assert_eq!(backoff, MAX_BACKOFF);
+    // ...but a session that was up for a minute with nothing to apply was a working link: its
+    // loss (a restart of the primary) is redialled after the first, short wait.
+    assert_eq!(
+        backoff_after(backoff, false, Duration::from_secs(60)),
+        FIRST_BACKOFF
+    );
+    assert_eq!(
+        backoff_after(backoff, true, Duration::from_millis(5)),
+        FIRST_BACKOFF
+    );
 }
