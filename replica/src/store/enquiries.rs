@@ -20,6 +20,30 @@ pub(super) const BY_CHILD: TableDefinition<(&str, &str), i64> =
 /// The last enquiry number handed out, per day: references are `SITE-YYYYMMDD-NNNNNN`.
 pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("enquiry_counters");
 
+/// Enquiries removed by retention in one commit.
+const PURGE_PER_COMMIT: usize = 500;
+
+/// Only the time of a stored enquiry, read without building the rest.
+#[derive(Deserialize)]
+struct When {
+    at: DateTime<Utc>,
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        authority: String::new(),
+        message: e.to_string(),
+    })
+}
+
+/// A fingerprint of a stored value, to tell whether it changed between two transactions.
+fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// How the enquirer reached the register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "path", rename_all = "kebab-case")]
@@ -244,45 +268,61 @@ impl Store {
 
     /// Removes the enquiries recorded before `before` that have reached their primary (none
     /// still in the outbox is touched), with their index entries; returns how many went.
+    ///
+    /// The search for them reads a snapshot and holds no lock, and they go
+    /// [`PURGE_PER_COMMIT`] at a time: lookups record their enquiries between the commits
+    /// instead of waiting for a scan of every enquiry held. An enquiry changed since the search
+    /// (a call-back answered, so queued again) is left for the next purge.
     pub fn purge_delivered(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
-        let txn = self.write()?;
-        let removed = {
+        let found = {
+            let txn = self.read()?;
             let waiting: std::collections::HashSet<String> = txn
                 .open_table(OUTBOX)?
                 .iter()?
                 .map(|row| row.map(|(_, r)| r.value().to_owned()))
                 .collect::<Result<_, _>>()?;
-            let mut enquiries = txn.open_table(ENQUIRIES)?;
-            let mut old = Vec::new();
-            for row in enquiries.iter()? {
+            let mut found = Vec::new();
+            for row in txn.open_table(ENQUIRIES)?.iter()? {
                 let (reference, value) = row?;
-                let enquiry: Enquiry =
-                    serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
-                        authority: String::new(),
-                        message: e.to_string(),
-                    })?;
-                if enquiry.at < before && !waiting.contains(reference.value()) {
-                    old.push(enquiry);
+                if waiting.contains(reference.value()) {
+                    continue;
+                }
+                let When { at } = decode(value.value())?;
+                if at < before {
+                    found.push((reference.value().to_owned(), digest(value.value())));
                 }
             }
-            let mut by_child = txn.open_table(BY_CHILD)?;
-            for enquiry in &old {
-                enquiries.remove(enquiry.reference.as_str())?;
-                if let EnquiryState::Answered {
-                    record_ids,
-                    authorities,
-                    ..
-                } = &enquiry.state
-                {
-                    for (authority, record_id) in authorities.iter().zip(record_ids) {
-                        let child = format!("{authority}/{record_id}");
-                        by_child.remove((child.as_str(), enquiry.reference.as_str()))?;
-                    }
-                }
-            }
-            old.len()
+            found
         };
-        txn.commit()?;
+        let mut removed = 0;
+        for chunk in found.chunks(PURGE_PER_COMMIT) {
+            let txn = self.write()?;
+            {
+                let mut enquiries = txn.open_table(ENQUIRIES)?;
+                let mut by_child = txn.open_table(BY_CHILD)?;
+                for (reference, seen) in chunk {
+                    let enquiry: Enquiry = match enquiries.get(reference.as_str())? {
+                        // Only enquiries rewrite their value (and queue it again) when they change.
+                        Some(value) if digest(value.value()) == *seen => decode(value.value())?,
+                        _ => continue,
+                    };
+                    enquiries.remove(reference.as_str())?;
+                    if let EnquiryState::Answered {
+                        record_ids,
+                        authorities,
+                        ..
+                    } = &enquiry.state
+                    {
+                        for (authority, record_id) in authorities.iter().zip(record_ids) {
+                            let child = format!("{authority}/{record_id}");
+                            by_child.remove((child.as_str(), reference.as_str()))?;
+                        }
+                    }
+                    removed += 1;
+                }
+            }
+            txn.commit()?;
+        }
         Ok(removed)
     }
 
@@ -403,6 +443,44 @@ mod tests {
                 .is_some()
         );
         assert_eq!(store.outbox_backlog().expect("backlog"), 1);
+    }
+
+    #[test]
+    fn retention_removes_thousands_in_several_commits_with_their_index_entries() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("replica.redb")).expect("store");
+        let now: DateTime<Utc> = "2026-11-22T03:00:00Z".parse().expect("time");
+        let old = now - chrono::Duration::days(40);
+        let answered = |at| Enquiry {
+            state: EnquiryState::Answered {
+                outcome: "match".into(),
+                record_ids: vec!["C1".into()],
+                authorities: vec!["test-borough".into()],
+                advice: String::new(),
+            },
+            ..enquiry(at)
+        };
+        let many = PURGE_PER_COMMIT * 2 + 3;
+        store
+            .record_enquiries((0..many).map(|_| answered(old)).collect())
+            .expect("recorded");
+        let kept = store.record_enquiry(answered(now)).expect("recorded");
+        let positions: Vec<u64> = store
+            .outbox(many + 1)
+            .expect("outbox")
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
+        store.delivered(&positions).expect("delivered");
+        let removed = store
+            .purge_delivered(now - chrono::Duration::days(30))
+            .expect("purged");
+        assert_eq!(removed, many);
+        assert_eq!(store.enquiries_recorded().expect("count"), 1);
+        let indexed = store
+            .recent_enquiries("test-borough", "C1", old - chrono::Duration::days(1))
+            .expect("index");
+        assert_eq!(indexed, vec![kept.reference]);
     }
 
     #[test]
