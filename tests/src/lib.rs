@@ -4,6 +4,8 @@
 
 pub mod receivers;
 pub mod replica;
+pub mod replica_process;
+pub mod site;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,6 +183,19 @@ impl TestPrimary {
 
     pub fn database_path(&self) -> PathBuf {
         self.pki.primary_dir().join("data").join("register.redb")
+    }
+
+    /// The enquiries the primary has received from its replicas, as the auditor lists them.
+    pub async fn enquiries(&self) -> Vec<pb::ReceivedEnquiry> {
+        self.profile(Role::Auditor)
+            .replication()
+            .await
+            .expect("connect")
+            .list_enquiries(pb::ListEnquiriesRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .enquiries
     }
 
     /// The newest published version, its state root (hex) and entry count.

@@ -6,15 +6,15 @@ use std::time::{Duration, SystemTime};
 
 use cpreg::pki::{DevCa, write_issued};
 use cpreg::profile::Profile;
+use cpreg_proto::pb;
 use cpreg_proto::pb::lookup_client::LookupClient;
 use cpreg_proto::pb::replication_client::ReplicationClient;
-use cpreg_proto::pb::{self, Category};
 use cpreg_proto::role::Role;
-use cpreg_tests::replica::{
-    TestReplica, authority_entry, list_organisations, lookup_config, replica_config,
-    terminal_profile,
+use cpreg_tests::replica::{TestReplica, terminal_profile};
+use cpreg_tests::site::{
+    DEMO_EDT, ST_ELSEWHERE_AE, ae_terminal, child_query, lookup_site, registrar_lookup,
 };
-use cpreg_tests::{AUTHORITY, TestPrimary, child_details, plan_start};
+use cpreg_tests::{AUTHORITY, TestPrimary};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -123,61 +123,12 @@ async fn every_replication_rpc_is_refused_for_every_role_it_is_not_meant_for() {
 
 /// A primary with one child on a plan and the directory, and a replica at `ae` serving lookups.
 async fn site() -> (TestPrimary, TestReplica) {
-    let primary = TestPrimary::start().await;
-    let mut c = primary.client(Role::Custodian).await;
-    c.create_child(pb::CreateChildRequest {
-        record_id: "C1".into(),
-        details: Some(child_details("Amelia", "Evans", "2019-04-23")),
-    })
-    .await
-    .expect("child");
-    c.start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
-        .await
-        .expect("plan");
-    list_organisations(
-        &mut c,
-        &[
-            (
-                "st-elsewhere-ae",
-                "St Elsewhere Emergency Department",
-                "01632 960 100",
-                "ae",
-            ),
-            (
-                "demo-edt",
-                "Demo Emergency Duty Team",
-                "01632 960 200",
-                "edt",
-            ),
-        ],
-    )
-    .await;
-    let mut config = replica_config(
-        &primary.pki,
-        "ae",
-        vec![authority_entry(&primary.pki, "ae", &primary.url)],
-    );
-    config.lookups = Some(lookup_config(&primary.pki, "ae"));
-    let replica = TestReplica::start_with(config).await;
-    replica.wait_for(AUTHORITY, primary.head().await.0).await;
-    (primary, replica)
+    lookup_site("ae", &[ST_ELSEWHERE_AE, DEMO_EDT], |_, _| {}).await
 }
 
 fn replica_url(replica: &TestReplica) -> String {
     let addr = replica.replica.lookup_addr().expect("lookups served");
     format!("https://127.0.0.1:{}", addr.port())
-}
-
-/// The A&E workstation's terminal: a listed organisation at the replica's own site.
-fn ae_terminal(primary: &TestPrimary, replica: &TestReplica) -> Profile {
-    let addr = replica.replica.lookup_addr().expect("lookups served");
-    terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        addr,
-    )
 }
 
 /// A lookup client at the replica holding `profile`'s certificate, whatever its role.
@@ -192,17 +143,7 @@ async fn lookup_client(
 
 /// A lookup the A&E registrar would make, for the child on the register.
 fn a_lookup() -> pb::LookupRequest {
-    pb::LookupRequest {
-        child: Some(pb::ChildQuery {
-            given_names: "Amelia".into(),
-            surname: "Evans".into(),
-            date_of_birth: "2019-04-23".into(),
-            ..Default::default()
-        }),
-        operator_name: "Dr Asha Patel".into(),
-        operator_role: "ED registrar".into(),
-        reason: "Unexplained bruising on a toddler".into(),
-    }
+    registrar_lookup(child_query("Amelia", "Evans", "2019-04-23"))
 }
 
 /// Makes one call of lookup `rpc`; only the status matters.

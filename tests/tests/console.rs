@@ -10,13 +10,10 @@ mod webdriver;
 
 use std::path::PathBuf;
 
-use cpreg_proto::pb::{self, Category};
-use cpreg_proto::role::Role;
 use cpreg_replica::store::{EnquiryPath, EnquiryState};
-use cpreg_tests::replica::{
-    TestReplica, authority_entry, console_config, lookup_config, replica_config,
-};
-use cpreg_tests::{AUTHORITY, TestPrimary, child_details, plan_start};
+use cpreg_tests::TestPrimary;
+use cpreg_tests::replica::{TestReplica, console_config};
+use cpreg_tests::site::{DEMO_EDT, GP_OUT_OF_HOURS, ST_ELSEWHERE_AE, lookup_site};
 use webdriver::{Browser, TAB};
 
 const OPERATOR: &str = "duty";
@@ -34,68 +31,28 @@ fn screenshots() -> PathBuf {
 /// makes its lookups for `organisation`, with the operator `duty`.
 async fn site(site: &str, organisation: &str) -> (TestPrimary, TestReplica, String) {
     cpreg_replica::install_crypto_provider();
-    let primary = TestPrimary::start().await;
-    let mut c = primary.client(Role::Custodian).await;
-    c.create_child(pb::CreateChildRequest {
-        record_id: "C1".into(),
-        details: Some(child_details("Amelia", "Evans", "2019-04-23")),
-    })
-    .await
-    .expect("child");
-    c.start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
-        .await
-        .expect("plan");
-    for (id, name, number, org_site) in [
-        (
-            "st-elsewhere-ae",
-            "St Elsewhere Emergency Department",
-            "01632 960 100",
-            "ae",
-        ),
-        (
-            "demo-edt",
-            "Demo Emergency Duty Team",
-            "01632 960 200",
-            "edt",
-        ),
-        ("gp-ooh", "GP Out of Hours", "01632 960 400", "edt"),
-    ] {
-        c.put_organisation(pb::PutOrganisationRequest {
-            organisation: Some(pb::Organisation {
-                id: id.into(),
-                name: name.into(),
-                kind: pb::OrganisationKind::EmergencyDepartment.into(),
-                callback_number: number.into(),
-                site: org_site.into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("organisation");
-    }
-    let mut config = replica_config(
-        &primary.pki,
-        site,
-        vec![authority_entry(&primary.pki, site, &primary.url)],
-    );
-    config.lookups = Some(lookup_config(&primary.pki, site));
-    config.console = Some(console_config(&primary.pki, site, organisation));
     let role = if site == "ae" {
         "ED registrar"
     } else {
         "EDT duty worker"
     };
-    cpreg_replica::console::operators::add(
-        &config.operators_path(),
-        OPERATOR,
-        role,
-        PASSWORD,
-        false,
-        cpreg_tests::now(),
+    let (primary, replica) = lookup_site(
+        site,
+        &[ST_ELSEWHERE_AE, DEMO_EDT, GP_OUT_OF_HOURS],
+        |pki, config| {
+            config.console = Some(console_config(pki, site, organisation));
+            cpreg_replica::console::operators::add(
+                &config.operators_path(),
+                OPERATOR,
+                role,
+                PASSWORD,
+                false,
+                cpreg_tests::now(),
+            )
+            .expect("operator");
+        },
     )
-    .expect("operator");
-    let replica = TestReplica::start_with(config).await;
-    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+    .await;
     let addr = replica.replica.console_addr().expect("console served");
     let url = format!("https://127.0.0.1:{}", addr.port());
     (primary, replica, url)

@@ -17,10 +17,8 @@
 //! sequence of victims and pauses); `CPREG_CRASH_LOOP_SECONDS` sets how long the kills go on.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,12 +32,12 @@ use cpreg_proto::role::Role;
 use cpreg_proto::snapshot::StateRoot;
 use cpreg_replica::store::{Enquiry, Store as ReplicaStore};
 use cpreg_tests::replica::{authority_entry, replica_config, site_dir, terminal_profile};
+use cpreg_tests::replica_process::ReplicaProcess;
 use cpreg_tests::{
     AUTHORITY, PrimaryProcess, TestPki, child_details, free_loopback_addr, open_register,
 };
 
 const PRIMARY_EXE: &str = env!("CARGO_BIN_EXE_cpreg-primary-under-test");
-const CHILD_CONFIG: &str = "CPREG_TEST_CRASH_LOOP_REPLICA_CONFIG";
 /// How long the kills go on unless `CPREG_CRASH_LOOP_SECONDS` says otherwise: minutes of
 /// crashes, short enough for CI.
 const DEFAULT_SECONDS: u64 = 150;
@@ -83,24 +81,10 @@ const SITES: [Site; 2] = [
     },
 ];
 
-/// Child mode: runs a replica from the JSON config named in the environment until killed.
+/// Child mode: runs a replica when this binary is started again by `ReplicaProcess`.
 #[test]
 fn replica_child_process() {
-    let Ok(path) = std::env::var(CHILD_CONFIG) else {
-        return;
-    };
-    let text = std::fs::read(&path).expect("config file");
-    let config: cpreg_replica::config::Config =
-        serde_json::from_slice(&text).expect("config as JSON");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let _replica =
-            cpreg_replica::Replica::start(config, Arc::new(cpreg_replica::clock::SystemClock))
-                .await
-                .expect("start");
-        println!("child replica started");
-        std::future::pending::<()>().await;
-    });
+    cpreg_tests::replica_process::serve_if_child();
 }
 
 /// xorshift64: victims and pauses that differ from run to run, reproducible from the seed.
@@ -409,60 +393,6 @@ async fn look_up_until_stopped(
     tally
 }
 
-/// A replica running as a child process of this test binary.
-struct ReplicaProcess {
-    child: Child,
-    /// Kept open so the child never writes to a closed pipe.
-    _stdout: ChildStdout,
-}
-
-impl ReplicaProcess {
-    /// Starts it and waits until it has opened its store and started serving.
-    fn spawn(config_path: &Path) -> ReplicaProcess {
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "replica_child_process",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(CHILD_CONFIG, config_path)
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn replica process");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = lines.read_line(&mut line).expect("read the child's output");
-            assert!(read > 0, "the replica process ended before it started");
-            // libtest may print "test replica_child_process ... " first, on the same line.
-            if line.contains("child replica started") {
-                break;
-            }
-        }
-        ReplicaProcess {
-            child,
-            _stdout: lines.into_inner(),
-        }
-    }
-
-    /// SIGKILL: no chance to finish a send, an apply or a commit.
-    fn kill_9(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGKILL);
-            }
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// A site's replica: how to start it again, where its file is, and the process if running.
 struct SiteReplica {
     site: &'static Site,
@@ -495,7 +425,7 @@ impl Processes {
                 }
             }
             Victim::Replica(i) => {
-                if let Some(mut p) = self.replicas[i].process.take() {
+                if let Some(p) = self.replicas[i].process.take() {
                     p.kill_9();
                 }
             }

@@ -14,51 +14,35 @@
 //! mode (see `replica_child_process`), as in `replica_crash.rs`.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use cpreg_primary::store::ReceivedEnquiry;
 use cpreg_proto::audit::AuditRecord;
-use cpreg_proto::pb::{self, Category};
+use cpreg_proto::pb;
 use cpreg_proto::role::Role;
 use cpreg_replica::store::{Enquiry, EnquiryPath, EnquiryState, Store as ReplicaStore};
-use cpreg_tests::replica::{
-    TestReplica, authority_entry, lookup_config, replica_config, site_dir, terminal_profile,
-};
+use cpreg_tests::replica::{TestReplica, authority_entry, replica_config, site_dir};
+use cpreg_tests::replica_process::ReplicaProcess;
+use cpreg_tests::site::{ST_ELSEWHERE_AE, ae_terminal, child_query, lookup_site, registrar_lookup};
 use cpreg_tests::{
-    AUTHORITY, PrimaryProcess, TestPki, TestPrimary, child_details, free_loopback_addr, now,
-    open_register, plan_start,
+    AUTHORITY, PrimaryProcess, TestPki, TestPrimary, free_loopback_addr, now, open_register,
 };
 
 const PRIMARY_EXE: &str = env!("CARGO_BIN_EXE_cpreg-primary-under-test");
-const CHILD_CONFIG: &str = "CPREG_TEST_ENQUIRY_REPLICA_CONFIG";
 const SITE: &str = "ae";
 /// How long a drain may take before the test calls it stuck: generous, because CI runs every
 /// test binary at once on two cores; the speed itself is `cpreg-bench drain`'s to measure.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(240);
 const ORGANISATION: &str = "st-elsewhere-ae";
 
-/// Child mode: runs a replica from the TOML config named in the environment until killed.
+/// Child mode: runs a replica when this binary is started again by `ReplicaProcess`.
 #[test]
 fn replica_child_process() {
-    let Ok(path) = std::env::var(CHILD_CONFIG) else {
-        return;
-    };
-    let config = cpreg_replica::config::Config::load(Path::new(&path)).expect("config");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let _replica =
-            cpreg_replica::Replica::start(config, Arc::new(cpreg_replica::clock::SystemClock))
-                .await
-                .expect("start");
-        println!("child replica started");
-        std::future::pending::<()>().await;
-    });
+    cpreg_tests::replica_process::serve_if_child();
 }
 
 /// The `i`th enquiry of a bulk load at `at`: answered with a match, answered with no record,
@@ -271,38 +255,7 @@ fn addr_of(url: &str) -> SocketAddr {
 /// A primary with one child on a plan and the A&E organisation, and a replica at the site
 /// holding its register and serving lookups.
 async fn site_with_lookups() -> (TestPrimary, TestReplica) {
-    let primary = TestPrimary::start().await;
-    let mut c = primary.client(Role::Custodian).await;
-    c.create_child(pb::CreateChildRequest {
-        record_id: "C1".into(),
-        details: Some(child_details("Amelia", "Evans", "2019-04-23")),
-    })
-    .await
-    .expect("child");
-    c.start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
-        .await
-        .expect("plan");
-    c.put_organisation(pb::PutOrganisationRequest {
-        organisation: Some(pb::Organisation {
-            id: ORGANISATION.into(),
-            name: "St Elsewhere Emergency Department".into(),
-            kind: pb::OrganisationKind::EmergencyDepartment.into(),
-            callback_number: "01632 960 100".into(),
-            site: SITE.into(),
-            ..Default::default()
-        }),
-    })
-    .await
-    .expect("organisation");
-    let mut config = replica_config(
-        &primary.pki,
-        SITE,
-        vec![authority_entry(&primary.pki, SITE, &primary.url)],
-    );
-    config.lookups = Some(lookup_config(&primary.pki, SITE));
-    let replica = TestReplica::start_with(config).await;
-    replica.wait_for(AUTHORITY, primary.head().await.0).await;
-    (primary, replica)
+    lookup_site(SITE, &[ST_ELSEWHERE_AE], |_, _| {}).await
 }
 
 /// One lookup over mutual TLS from the A&E terminal: the reference on the answer, or the refusal.
@@ -314,17 +267,7 @@ async fn look_up(
 ) -> Result<String, tonic::Status> {
     let mut client = terminal.lookup().await.expect("connect to the replica");
     client
-        .lookup(pb::LookupRequest {
-            child: Some(pb::ChildQuery {
-                given_names: given.into(),
-                surname: surname.into(),
-                date_of_birth: dob.into(),
-                ..Default::default()
-            }),
-            operator_name: "Dr Asha Patel".into(),
-            operator_role: "ED registrar".into(),
-            reason: "Unexplained bruising on a toddler".into(),
-        })
+        .lookup(registrar_lookup(child_query(given, surname, dob)))
         .await
         .map(|answer| answer.into_inner().enquiry_reference)
 }
@@ -353,13 +296,7 @@ async fn a_replica_cut_off_for_a_week_queues_10000_enquiries_and_delivers_each_o
     let (primary, replica) = site_with_lookups().await;
     let config = replica.replica.config().clone();
     let addr = addr_of(&primary.url);
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        SITE,
-        ORGANISATION,
-        replica.replica.lookup_addr().expect("lookups served"),
-    );
+    let terminal = ae_terminal(&primary, &replica);
 
     // The link goes: the primary is down for the week.
     let pki = primary.stop().await;
@@ -473,71 +410,6 @@ async fn start_once_closed(
             }
             Err(e) => panic!("the replica does not start again: {e}"),
         }
-    }
-}
-
-/// A replica running as a child process of this test binary.
-struct ReplicaProcess {
-    child: Child,
-    /// Kept open so the child never writes to a closed pipe.
-    _stdout: ChildStdout,
-}
-
-impl ReplicaProcess {
-    /// Starts it and waits until it has opened its store and started its reporter.
-    fn spawn(config_path: &Path) -> ReplicaProcess {
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "replica_child_process",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(CHILD_CONFIG, config_path)
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn replica process");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = lines.read_line(&mut line).expect("read the child's output");
-            assert!(read > 0, "the replica process ended before it started");
-            // libtest may print "test replica_child_process ... " first, on the same line.
-            if line.contains("child replica started") {
-                break;
-            }
-        }
-        ReplicaProcess {
-            child,
-            _stdout: lines.into_inner(),
-        }
-    }
-
-    /// SIGKILL: no chance to finish a send or a commit.
-    fn kill_9(mut self) {
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGKILL);
-            }
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A test that fails part-way leaves no replica running.
-impl Drop for ReplicaProcess {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -9,11 +9,9 @@ use std::time::Duration;
 use cpreg_proto::pb::{self, Category};
 use cpreg_proto::role::Role;
 use cpreg_replica::config::LookupConfig;
-use cpreg_tests::replica::{
-    TestReplica, authority_entry, list_organisations, lookup_config, replica_config,
-    terminal_profile,
-};
-use cpreg_tests::{AUTHORITY, TestPrimary, child_details, plan_start};
+use cpreg_tests::replica::{TestReplica, terminal_profile};
+use cpreg_tests::site::{ST_ELSEWHERE_AE, amelia_on_a_plan, child_query, lookup_replica, lookups};
+use cpreg_tests::{TestPrimary, child_details, plan_start};
 use tonic::Code;
 
 /// A primary with Amelia Evans (born 2019-04-23) and Leo Walsh (born 2020-03-05) on plans and
@@ -21,46 +19,23 @@ use tonic::Code;
 /// set by `limits`.
 async fn ae_site(limits: impl FnOnce(&mut LookupConfig)) -> (TestPrimary, TestReplica) {
     let primary = TestPrimary::start().await;
-    let mut c = primary.client(Role::Custodian).await;
+    amelia_on_a_plan(&primary, &[ST_ELSEWHERE_AE]).await;
     let mut leo = child_details("Leo", "Walsh", "2020-03-05");
     leo.nhs_number =
         cpreg_proto::ident::nhs_number_with_check_digit(401_023_213).expect("a valid NHS number");
     leo.home_address = "3 Birch Close, Croydon".into();
     leo.home_postcode = "CR0 2BB".into();
-    for (id, details) in [
-        ("C1", child_details("Amelia", "Evans", "2019-04-23")),
-        ("C2", leo),
-    ] {
-        c.create_child(pb::CreateChildRequest {
-            record_id: id.into(),
-            details: Some(details),
-        })
+    let mut c = primary.client(Role::Custodian).await;
+    c.create_child(pb::CreateChildRequest {
+        record_id: "C2".into(),
+        details: Some(leo),
+    })
+    .await
+    .expect("child");
+    c.start_plan(plan_start("C2", -10, 60, &[Category::Neglect]))
         .await
-        .expect("child");
-        c.start_plan(plan_start(id, -10, 60, &[Category::Neglect]))
-            .await
-            .expect("plan");
-    }
-    list_organisations(
-        &mut c,
-        &[(
-            "st-elsewhere-ae",
-            "St Elsewhere Emergency Department",
-            "01632 960 100",
-            "ae",
-        )],
-    )
-    .await;
-    let mut config = replica_config(
-        &primary.pki,
-        "ae",
-        vec![authority_entry(&primary.pki, "ae", &primary.url)],
-    );
-    let mut lookups = lookup_config(&primary.pki, "ae");
-    limits(&mut lookups);
-    config.lookups = Some(lookups);
-    let replica = TestReplica::start_with(config).await;
-    replica.wait_for(AUTHORITY, primary.head().await.0).await;
+        .expect("plan");
+    let replica = lookup_replica(&primary, "ae", |_, config| limits(lookups(config))).await;
     (primary, replica)
 }
 
@@ -72,15 +47,6 @@ fn workstation(
 ) -> cpreg::profile::Profile {
     let addr = replica.replica.lookup_addr().expect("lookups served");
     terminal_profile(&primary.pki, name, "ae", "st-elsewhere-ae", addr)
-}
-
-fn child(given: &str, surname: &str, dob: &str) -> pb::ChildQuery {
-    pb::ChildQuery {
-        given_names: given.into(),
-        surname: surname.into(),
-        date_of_birth: dob.into(),
-        ..Default::default()
-    }
 }
 
 /// One lookup from `terminal` by `operator`.
@@ -105,25 +71,11 @@ fn recorded(replica: &TestReplica) -> u64 {
     replica.replica.store().enquiries_recorded().expect("count")
 }
 
-/// The enquiries the primary holds.
-async fn at_primary(primary: &TestPrimary) -> Vec<pb::ReceivedEnquiry> {
-    primary
-        .profile(Role::Auditor)
-        .replication()
-        .await
-        .expect("connect")
-        .list_enquiries(pb::ListEnquiriesRequest::default())
-        .await
-        .expect("list")
-        .into_inner()
-        .enquiries
-}
-
 /// Waits until the primary holds `count` enquiries from the replica; returns them.
 async fn all_at_primary(primary: &TestPrimary, count: usize) -> Vec<pb::ReceivedEnquiry> {
     let mut received = Vec::new();
     for _ in 0..200 {
-        received = at_primary(primary).await;
+        received = primary.enquiries().await;
         if received.len() >= count {
             return received;
         }
@@ -156,11 +108,11 @@ async fn one_terminal_rotating_operator_names_is_throttled_and_reported() {
     // own limit of three.
     let names = ["Dr Adams", "Dr Baker", "Dr Clark", "Dr Davies", "Dr Ellis"];
     let children = [
-        child("Oscar", "Whitfield", "2018-02-02"),
-        child("Priya", "Shah", "2021-07-14"),
-        child("Tom", "Nowak", "2015-10-30"),
-        child("Grace", "Adeyemi", "2017-01-09"),
-        child("Ruby", "Clarke", "2020-12-01"),
+        child_query("Oscar", "Whitfield", "2018-02-02"),
+        child_query("Priya", "Shah", "2021-07-14"),
+        child_query("Tom", "Nowak", "2015-10-30"),
+        child_query("Grace", "Adeyemi", "2017-01-09"),
+        child_query("Ruby", "Clarke", "2020-12-01"),
     ];
     for (name, query) in names.into_iter().zip(children) {
         ask(&terminal, name, query)
@@ -170,7 +122,7 @@ async fn one_terminal_rotating_operator_names_is_throttled_and_reported() {
     let err = ask(
         &terminal,
         "Dr Foster",
-        child("Amelia", "Evans", "2019-04-23"),
+        child_query("Amelia", "Evans", "2019-04-23"),
     )
     .await
     .expect_err("a sixth name is still the same terminal");
@@ -185,9 +137,13 @@ async fn one_terminal_rotating_operator_names_is_throttled_and_reported() {
     );
     // Another workstation at the site is not held back by this one.
     let other = workstation(&primary, &replica, "A&E workstation 2");
-    let answer = ask(&other, "Dr Foster", child("Amelia", "Evans", "2019-04-23"))
-        .await
-        .expect("another terminal");
+    let answer = ask(
+        &other,
+        "Dr Foster",
+        child_query("Amelia", "Evans", "2019-04-23"),
+    )
+    .await
+    .expect("another terminal");
     assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::Match));
     assert_eq!(recorded(&replica), 7, "the refusal is on record too");
 
@@ -213,14 +169,14 @@ async fn fruitless_lookups_spread_over_operator_names_at_one_terminal_raise_an_a
     let terminal = workstation(&primary, &replica, "A&E workstation 1");
     // Four names, two guesses each: none reaches the five misses of one operator's alert.
     let guesses = [
-        ("Dr Adams", child("Jack", "Adams", "2016-01-01")),
-        ("Dr Baker", child("Olivia", "Baker", "2017-02-02")),
-        ("Dr Clark", child("Noah", "Clark", "2018-03-03")),
-        ("Dr Davies", child("Isla", "Davies", "2014-04-04")),
-        ("Dr Adams", child("Harry", "Ellis", "2015-05-05")),
-        ("Dr Baker", child("Ava", "Fisher", "2013-06-06")),
-        ("Dr Clark", child("George", "Green", "2012-07-07")),
-        ("Dr Davies", child("Mia", "Hughes", "2011-08-08")),
+        ("Dr Adams", child_query("Jack", "Adams", "2016-01-01")),
+        ("Dr Baker", child_query("Olivia", "Baker", "2017-02-02")),
+        ("Dr Clark", child_query("Noah", "Clark", "2018-03-03")),
+        ("Dr Davies", child_query("Isla", "Davies", "2014-04-04")),
+        ("Dr Adams", child_query("Harry", "Ellis", "2015-05-05")),
+        ("Dr Baker", child_query("Ava", "Fisher", "2013-06-06")),
+        ("Dr Clark", child_query("George", "Green", "2012-07-07")),
+        ("Dr Davies", child_query("Mia", "Hughes", "2011-08-08")),
     ];
     for (name, query) in guesses {
         let answer = ask(&terminal, name, query).await.expect("answered");
@@ -256,14 +212,14 @@ async fn walking_dates_of_birth_for_one_name_is_refused_and_reported() {
     ];
     for (i, dob) in walk.into_iter().enumerate() {
         let name = if i % 2 == 0 { "Dr Adams" } else { "Dr Baker" };
-        ask(&terminal, name, child("Amelia", "Evans", dob))
+        ask(&terminal, name, child_query("Amelia", "Evans", dob))
             .await
             .expect("five dates are answered");
     }
     let err = ask(
         &terminal,
         "Dr Adams",
-        child("Amelia", "Evans", "2019-04-09"),
+        child_query("Amelia", "Evans", "2019-04-09"),
     )
     .await
     .expect_err("the sixth date of birth is refused");
@@ -280,7 +236,7 @@ async fn walking_dates_of_birth_for_one_name_is_refused_and_reported() {
     let err = ask(
         &terminal,
         "Dr Clark",
-        child("Amelia", "Evens", "2019-04-23"),
+        child_query("Amelia", "Evens", "2019-04-23"),
     )
     .await
     .expect_err("held");
@@ -291,9 +247,13 @@ async fn walking_dates_of_birth_for_one_name_is_refused_and_reported() {
         err.message()
     );
     // Other children are still answered from the terminal.
-    let answer = ask(&terminal, "Dr Clark", child("Leo", "Walsh", "2020-03-05"))
-        .await
-        .expect("another child");
+    let answer = ask(
+        &terminal,
+        "Dr Clark",
+        child_query("Leo", "Walsh", "2020-03-05"),
+    )
+    .await
+    .expect("another child");
     assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::Match));
     assert_eq!(recorded(&replica), 8, "every refusal is on record");
 
@@ -313,7 +273,7 @@ async fn walking_dates_of_birth_for_one_name_is_refused_and_reported() {
     let answer = ask(
         &terminal,
         "Dr Clark",
-        child("Amelia", "Evans", "2019-04-23"),
+        child_query("Amelia", "Evans", "2019-04-23"),
     )
     .await
     .expect("the hold is lifted");
@@ -329,16 +289,20 @@ async fn guessing_surname_after_surname_for_one_date_of_birth_is_refused_and_rep
         let answer = ask(
             &terminal,
             "Dr Adams",
-            child("Amelia", surname, "2019-04-23"),
+            child_query("Amelia", surname, "2019-04-23"),
         )
         .await
         .expect("five answered");
         assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::NoRecord));
     }
     // The sixth guess would have found Amelia Evans.
-    let err = ask(&terminal, "Dr Adams", child("Amelia", "Eva*", "2019-04-23"))
-        .await
-        .expect_err("refused");
+    let err = ask(
+        &terminal,
+        "Dr Adams",
+        child_query("Amelia", "Eva*", "2019-04-23"),
+    )
+    .await
+    .expect_err("refused");
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(
         err.message().contains("differ only in the child's name"),
@@ -363,14 +327,14 @@ async fn a_clinician_correcting_a_typo_and_a_swapped_date_is_still_answered() {
     let terminal = workstation(&primary, &replica, "A&E workstation 1");
     // Leo Walsh was born on 5 March 2020; the registrar has it from a parent in a hurry.
     let tries = [
-        child("Leo", "Wlash", "2020-05-03"),
-        child("Leo", "Walsh", "2020-05-03"),
-        child("Leo", "Walsh", "2020-03-05"),
-        child("Leon", "Walsh", "2020-03-05"),
-        child("Leo", "Walsh", "2020-03-06"),
-        child("Leo", "Walsh", "2019-03-05"),
-        child("Leo", "Walsh", "2020-03-05"),
-        child("Leo", "Walsh", "2020-03-05"),
+        child_query("Leo", "Wlash", "2020-05-03"),
+        child_query("Leo", "Walsh", "2020-05-03"),
+        child_query("Leo", "Walsh", "2020-03-05"),
+        child_query("Leon", "Walsh", "2020-03-05"),
+        child_query("Leo", "Walsh", "2020-03-06"),
+        child_query("Leo", "Walsh", "2019-03-05"),
+        child_query("Leo", "Walsh", "2020-03-05"),
+        child_query("Leo", "Walsh", "2020-03-05"),
     ];
     let count = tries.len();
     for (i, query) in tries.into_iter().enumerate() {
@@ -386,7 +350,7 @@ async fn a_clinician_correcting_a_typo_and_a_swapped_date_is_still_answered() {
     ask(
         &terminal,
         "Dr Ben Carter",
-        child("Amelia", "Evans", "2019-04-23"),
+        child_query("Amelia", "Evans", "2019-04-23"),
     )
     .await
     .expect("answered");

@@ -5,9 +5,10 @@
 
 use cpreg_proto::pb::{self, Category};
 use cpreg_proto::role::Role;
-use cpreg_tests::replica::{
-    TestReplica, authority_entry, list_organisations, lookup_config, replica_config,
-    terminal_profile,
+use cpreg_tests::replica::{TestReplica, terminal_profile};
+use cpreg_tests::site::{
+    DEMO_EDT, GP_OUT_OF_HOURS, ST_ELSEWHERE_AE, ae_terminal, child_query, lookup_site, lookups,
+    registrar_lookup,
 };
 use cpreg_tests::{AUTHORITY, TestPrimary, child_details, plan_start};
 use tonic::Code;
@@ -18,59 +19,12 @@ async fn site(site: &str) -> (TestPrimary, TestReplica) {
 }
 
 async fn site_limited(site: &str, rate_limit_per_hour: u32) -> (TestPrimary, TestReplica) {
-    let primary = TestPrimary::start().await;
-    let mut c = primary.client(Role::Custodian).await;
-    c.create_child(pb::CreateChildRequest {
-        record_id: "C1".into(),
-        details: Some(child_details("Amelia", "Evans", "2019-04-23")),
-    })
-    .await
-    .expect("child");
-    c.start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
-        .await
-        .expect("plan");
-    list_organisations(
-        &mut c,
-        &[
-            (
-                "st-elsewhere-ae",
-                "St Elsewhere Emergency Department",
-                "01632 960 100",
-                "ae",
-            ),
-            (
-                "demo-edt",
-                "Demo Emergency Duty Team",
-                "01632 960 200",
-                "edt",
-            ),
-            ("gp-ooh", "GP Out of Hours", "01632 960 400", "edt"),
-        ],
-    )
-    .await;
-    let mut config = replica_config(
-        &primary.pki,
+    lookup_site(
         site,
-        vec![authority_entry(&primary.pki, site, &primary.url)],
-    );
-    let mut lookups = lookup_config(&primary.pki, site);
-    lookups.rate_limit_per_hour = rate_limit_per_hour;
-    config.lookups = Some(lookups);
-    let replica = TestReplica::start_with(config).await;
-    replica.wait_for(AUTHORITY, primary.head().await.0).await;
-    (primary, replica)
-}
-
-/// The A&E workstation's terminal profile at the replica.
-fn ae_terminal(primary: &TestPrimary, replica: &TestReplica) -> cpreg::profile::Profile {
-    let addr = replica.replica.lookup_addr().expect("lookups served");
-    terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        addr,
+        &[ST_ELSEWHERE_AE, DEMO_EDT, GP_OUT_OF_HOURS],
+        |_, config| lookups(config).rate_limit_per_hour = rate_limit_per_hour,
     )
+    .await
 }
 
 /// The EDT duty desk's profile at the replica.
@@ -86,34 +40,16 @@ async fn ask(
 ) -> Result<pb::LookupAnswer, tonic::Status> {
     let mut client = terminal.lookup().await.expect("connect");
     client
-        .lookup(lookup(child))
+        .lookup(registrar_lookup(child))
         .await
         .map(tonic::Response::into_inner)
-}
-
-fn query(given: &str, surname: &str, dob: &str) -> pb::ChildQuery {
-    pb::ChildQuery {
-        given_names: given.into(),
-        surname: surname.into(),
-        date_of_birth: dob.into(),
-        ..Default::default()
-    }
-}
-
-fn lookup(child: pb::ChildQuery) -> pb::LookupRequest {
-    pb::LookupRequest {
-        child: Some(child),
-        operator_name: "Dr Asha Patel".into(),
-        operator_role: "ED registrar".into(),
-        reason: "Unexplained bruising on a toddler".into(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ae_terminal_finds_a_child_with_a_plan_and_the_enquiry_is_recorded_first() {
     let (primary, replica) = site("ae").await;
     let terminal = ae_terminal(&primary, &replica);
-    let answer = ask(&terminal, query("Amelia", "Evans", "2019-04-23"))
+    let answer = ask(&terminal, child_query("Amelia", "Evans", "2019-04-23"))
         .await
         .expect("answered");
     assert_eq!(
@@ -150,7 +86,7 @@ async fn an_ae_terminal_finds_a_child_with_a_plan_and_the_enquiry_is_recorded_fi
 async fn no_record_says_what_was_searched_and_never_that_the_child_is_safe() {
     let (primary, replica) = site("ae").await;
     let terminal = ae_terminal(&primary, &replica);
-    let answer = ask(&terminal, query("Oscar", "Whitfield", "2018-02-02"))
+    let answer = ask(&terminal, child_query("Oscar", "Whitfield", "2018-02-02"))
         .await
         .expect("answered");
     assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::NoRecord));
@@ -172,7 +108,7 @@ async fn no_record_says_what_was_searched_and_never_that_the_child_is_safe() {
 async fn a_lookup_with_too_little_detail_is_refused_naming_what_is_missing_and_recorded() {
     let (primary, replica) = site("ae").await;
     let terminal = ae_terminal(&primary, &replica);
-    let err = ask(&terminal, query("Amelia", "Evans", ""))
+    let err = ask(&terminal, child_query("Amelia", "Evans", ""))
         .await
         .expect_err("refused");
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -194,7 +130,7 @@ async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
     let (primary, replica) = site("ae").await;
     let addr = replica.replica.lookup_addr().expect("addr");
     let unknown = terminal_profile(&primary.pki, "Kiosk", "ae", "unlisted-clinic", addr);
-    let err = ask(&unknown, query("Amelia", "Evans", "2019-04-23"))
+    let err = ask(&unknown, child_query("Amelia", "Evans", "2019-04-23"))
         .await
         .expect_err("refused");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -205,7 +141,7 @@ async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
     );
     // A terminal of another site is refused as well.
     let elsewhere = terminal_profile(&primary.pki, "EDT desk", "edt", "demo-edt", addr);
-    let err = ask(&elsewhere, query("Amelia", "Evans", "2019-04-23"))
+    let err = ask(&elsewhere, child_query("Amelia", "Evans", "2019-04-23"))
         .await
         .expect_err("refused");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -218,7 +154,7 @@ async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
 async fn a_plan_started_and_an_organisation_delisted_show_in_the_next_lookup() {
     let (primary, replica) = site("ae").await;
     let terminal = ae_terminal(&primary, &replica);
-    let noah = || query("Noah", "Evans", "2021-02-14");
+    let noah = || child_query("Noah", "Evans", "2021-02-14");
     let before = ask(&terminal, noah()).await.expect("answered");
     assert_eq!(before.outcome, i32::from(pb::LookupOutcome::NoRecord));
 
@@ -259,7 +195,7 @@ async fn a_plan_started_and_an_organisation_delisted_show_in_the_next_lookup() {
 
 fn phone_enquiry() -> pb::OpenEnquiryRequest {
     pb::OpenEnquiryRequest {
-        child: Some(query("Amelia", "Evans", "2019-04-23")),
+        child: Some(child_query("Amelia", "Evans", "2019-04-23")),
         enquirer_name: "Dr Lee".into(),
         enquirer_role: "GP".into(),
         organisation_id: "gp-ooh".into(),
@@ -360,11 +296,19 @@ async fn a_child_asked_about_again_shows_the_earlier_enquiries_as_a_warning() {
     let terminal = ae_terminal(&primary, &replica);
     let mut client = terminal.lookup().await.expect("connect");
     client
-        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+        .lookup(registrar_lookup(child_query(
+            "Amelia",
+            "Evans",
+            "2019-04-23",
+        )))
         .await
         .expect("first");
     let again = client
-        .lookup(lookup(query("Amelia", "Evans", "2019-04-23")))
+        .lookup(registrar_lookup(child_query(
+            "Amelia",
+            "Evans",
+            "2019-04-23",
+        )))
         .await
         .expect("second")
         .into_inner();
@@ -384,12 +328,20 @@ async fn bulk_lookups_from_one_operator_are_throttled_and_every_refusal_recorded
     let mut client = terminal.lookup().await.expect("connect");
     for surname in ["Evans", "Evanson", "Evanston"] {
         client
-            .lookup(lookup(query("Amelia", surname, "2019-04-23")))
+            .lookup(registrar_lookup(child_query(
+                "Amelia",
+                surname,
+                "2019-04-23",
+            )))
             .await
             .expect("within the limit");
     }
     let err = client
-        .lookup(lookup(query("Amelia", "Evens", "2019-04-23")))
+        .lookup(registrar_lookup(child_query(
+            "Amelia",
+            "Evens",
+            "2019-04-23",
+        )))
         .await
         .expect_err("throttled");
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -400,7 +352,7 @@ async fn bulk_lookups_from_one_operator_are_throttled_and_every_refusal_recorded
     );
     // Partial names and short wildcards never reach the search at all.
     let err = client
-        .lookup(lookup(query("Am*", "Evans", "2019-04-23")))
+        .lookup(registrar_lookup(child_query("Am*", "Evans", "2019-04-23")))
         .await
         .expect_err("wildcard");
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -410,20 +362,6 @@ async fn bulk_lookups_from_one_operator_are_throttled_and_every_refusal_recorded
         "every refusal is on record"
     );
     replica.replica.stop().await;
-}
-
-/// The enquiries the primary holds.
-async fn at_primary(primary: &TestPrimary) -> Vec<pb::ReceivedEnquiry> {
-    primary
-        .profile(Role::Auditor)
-        .replication()
-        .await
-        .expect("connect")
-        .list_enquiries(pb::ListEnquiriesRequest::default())
-        .await
-        .expect("list")
-        .into_inner()
-        .enquiries
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,7 +384,7 @@ async fn an_enquiry_made_at_the_replica_reaches_the_primary_once_and_leaves_the_
         .expect("released");
     let mut received = Vec::new();
     for _ in 0..200 {
-        received = at_primary(&primary).await;
+        received = primary.enquiries().await;
         if received.iter().any(|e| e.state == "answered")
             && replica.replica.store().outbox_backlog().expect("backlog") == 0
         {
@@ -487,7 +425,7 @@ async fn someone_fishing_for_children_raises_an_alert_that_reaches_the_primary()
     let mut client = terminal.lookup().await.expect("connect");
     for surname in ["Adams", "Baker", "Clark", "Davies", "Ellis"] {
         let answer = client
-            .lookup(lookup(query("Jack", surname, "2016-01-01")))
+            .lookup(registrar_lookup(child_query("Jack", surname, "2016-01-01")))
             .await
             .expect("answered")
             .into_inner();
@@ -495,7 +433,8 @@ async fn someone_fishing_for_children_raises_an_alert_that_reaches_the_primary()
     }
     let mut alerted = Vec::new();
     for _ in 0..200 {
-        alerted = at_primary(&primary)
+        alerted = primary
+            .enquiries()
             .await
             .into_iter()
             .filter(|e| !e.alert.is_empty())

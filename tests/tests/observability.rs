@@ -7,15 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cpreg_primary::config::{MetricsConfig, Notifications, WebhookConfig};
-use cpreg_proto::pb::{self, Category};
+use cpreg_proto::pb;
 use cpreg_proto::role::Role;
-use cpreg_tests::replica::{
-    TestReplica, authority_entry, list_organisations, lookup_config, replica_config,
-    terminal_profile,
+use cpreg_tests::replica::{TestReplica, authority_entry, replica_config};
+use cpreg_tests::site::{
+    ST_ELSEWHERE_AE, ae_terminal, amelia_on_a_plan, child_query, lookup_replica, registrar_lookup,
 };
-use cpreg_tests::{
-    AUTHORITY, TestPki, TestPrimary, child_details, free_loopback_addr, now, plan_start,
-};
+use cpreg_tests::{AUTHORITY, TestPki, TestPrimary, free_loopback_addr, now};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -169,63 +167,20 @@ async fn metrics_health_and_reflection_describe_running_servers() {
         },
     )
     .await;
-    let mut custodian = primary.client(Role::Custodian).await;
-    custodian
-        .create_child(pb::CreateChildRequest {
-            record_id: "C1".into(),
-            details: Some(child_details("Amelia", "Evans", "2019-04-23")),
-        })
-        .await
-        .expect("child");
-    custodian
-        .start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
-        .await
-        .expect("plan");
-    list_organisations(
-        &mut custodian,
-        &[(
-            "st-elsewhere-ae",
-            "St Elsewhere Emergency Department",
-            "01632 960 100",
-            "ae",
-        )],
-    )
-    .await;
+    amelia_on_a_plan(&primary, &[ST_ELSEWHERE_AE]).await;
     let (head, _, entries) = primary.head().await;
-
-    let mut config = replica_config(
-        &primary.pki,
-        "ae",
-        vec![authority_entry(&primary.pki, "ae", &primary.url)],
-    );
-    config.lookups = Some(lookup_config(&primary.pki, "ae"));
-    config.metrics = Some(cpreg_replica::config::MetricsConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-    });
-    let replica = TestReplica::start_with(config).await;
-    replica.wait_for(AUTHORITY, head).await;
+    let replica = lookup_replica(&primary, "ae", |_, config| {
+        config.metrics = Some(cpreg_replica::config::MetricsConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+        });
+    })
+    .await;
     let replica_metrics = replica.replica.metrics_addr().expect("metrics served");
     let lookup_addr = replica.replica.lookup_addr().expect("lookups served");
-    let terminal = terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        lookup_addr,
-    );
+    let terminal = ae_terminal(&primary, &replica);
 
     let mut lookups = terminal.lookup().await.expect("connect");
-    let ask = |given: &str, dob: &str| pb::LookupRequest {
-        child: Some(pb::ChildQuery {
-            given_names: given.into(),
-            surname: "Evans".into(),
-            date_of_birth: dob.into(),
-            ..Default::default()
-        }),
-        operator_name: "Dr Asha Patel".into(),
-        operator_role: "ED registrar".into(),
-        reason: "Unexplained bruising on a toddler".into(),
-    };
+    let ask = |given: &str, dob: &str| registrar_lookup(child_query(given, "Evans", dob));
     let answer = lookups
         .lookup(ask("Amelia", "2019-04-23"))
         .await

@@ -5,35 +5,19 @@
 //! The replica runs as a separate process: this test binary started again in "child" mode (see
 //! `replica_child_process`), running the real `cpreg_replica::Replica` until it is killed.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cpreg_proto::role::Role;
 use cpreg_proto::snapshot::StateRoot;
 use cpreg_tests::replica::{TestReplica, authority_entry, replica_config};
+use cpreg_tests::replica_process::ReplicaProcess;
 use cpreg_tests::{AUTHORITY, TestPrimary, synthetic_csv};
 use indicatif::ProgressBar;
 
-const CHILD_CONFIG: &str = "CPREG_TEST_REPLICA_CONFIG";
-
-/// Child mode: runs a replica from the TOML config named in the environment until killed.
+/// Child mode: runs a replica when this binary is started again by `ReplicaProcess`.
 #[test]
 fn replica_child_process() {
-    let Ok(path) = std::env::var(CHILD_CONFIG) else {
-        return;
-    };
-    let config = cpreg_replica::config::Config::load(std::path::Path::new(&path)).expect("config");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let _replica = cpreg_replica::Replica::start(
-            config,
-            std::sync::Arc::new(cpreg_replica::clock::SystemClock),
-        )
-        .await
-        .expect("start");
-        println!("child replica started");
-        std::future::pending::<()>().await;
-    });
+    cpreg_tests::replica_process::serve_if_child();
 }
 
 /// What a replica's file holds, checked for being one whole version.
@@ -87,26 +71,9 @@ async fn a_replica_killed_during_a_full_apply_holds_a_whole_version_and_catches_
     let database = config.database_path();
     let mut seen = Vec::new();
     for delay_ms in [150u64, 400, 800, 1_500, 3_000] {
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "replica_child_process",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(CHILD_CONFIG, &config_path)
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn replica process");
+        let child = ReplicaProcess::spawn_unwatched(&config_path);
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGKILL);
-        }
-        let _ = child.wait();
+        child.kill_9();
         if database.exists() {
             let version = check_whole(&database);
             assert!(

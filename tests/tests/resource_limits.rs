@@ -19,14 +19,12 @@ use cpreg::pki::Issued;
 use cpreg_proto::limits::{
     LOOKUPS, PRIMARY, REGISTER_MESSAGE_BYTES, REPLICATION_REQUEST_BYTES, SMALL_REQUEST_BYTES,
 };
+use cpreg_proto::pb;
 use cpreg_proto::pb::register_client::RegisterClient;
-use cpreg_proto::pb::{self, Category};
 use cpreg_proto::role::Role;
-use cpreg_tests::replica::{
-    TestReplica, authority_entry, console_config, list_organisations, lookup_config,
-    replica_config, terminal_profile,
-};
-use cpreg_tests::{AUTHORITY, PrimaryProcess, TestPki, TestPrimary, child_details, plan_start};
+use cpreg_tests::replica::{TestReplica, console_config};
+use cpreg_tests::site::{ST_ELSEWHERE_AE, ae_terminal, child_query, lookup_site, registrar_lookup};
+use cpreg_tests::{PrimaryProcess, TestPki, TestPrimary};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -39,39 +37,12 @@ const SLACK: Duration = Duration::from_secs(5);
 /// A primary with Amelia Evans on a plan and the directory, and a replica at "ae" serving
 /// lookups (and the duty console, if `console`), holding the primary's newest version.
 async fn site(console: bool) -> (TestPrimary, TestReplica) {
-    let primary = TestPrimary::start().await;
-    let mut c = primary.client(Role::Custodian).await;
-    c.create_child(pb::CreateChildRequest {
-        record_id: "C1".into(),
-        details: Some(child_details("Amelia", "Evans", "2019-04-23")),
+    lookup_site("ae", &[ST_ELSEWHERE_AE], |pki, config| {
+        if console {
+            config.console = Some(console_config(pki, "ae", "st-elsewhere-ae"));
+        }
     })
     .await
-    .expect("child");
-    c.start_plan(plan_start("C1", -10, 60, &[Category::Neglect]))
-        .await
-        .expect("plan");
-    list_organisations(
-        &mut c,
-        &[(
-            "st-elsewhere-ae",
-            "St Elsewhere Emergency Department",
-            "01632 960 100",
-            "ae",
-        )],
-    )
-    .await;
-    let mut config = replica_config(
-        &primary.pki,
-        "ae",
-        vec![authority_entry(&primary.pki, "ae", &primary.url)],
-    );
-    config.lookups = Some(lookup_config(&primary.pki, "ae"));
-    if console {
-        config.console = Some(console_config(&primary.pki, "ae", "st-elsewhere-ae"));
-    }
-    let replica = TestReplica::start_with(config).await;
-    replica.wait_for(AUTHORITY, primary.head().await.0).await;
-    (primary, replica)
 }
 
 fn lookup_addr(replica: &TestReplica) -> SocketAddr {
@@ -85,28 +56,10 @@ fn primary_addr(url: &str) -> SocketAddr {
         .expect("primary URL holds an address")
 }
 
-/// The A&E workstation's terminal profile at the replica.
-fn ae_terminal(primary: &TestPrimary, replica: &TestReplica) -> cpreg::profile::Profile {
-    terminal_profile(
-        &primary.pki,
-        "A&E workstation 1",
-        "ae",
-        "st-elsewhere-ae",
-        lookup_addr(replica),
-    )
-}
-
 fn lookup_of_amelia(reason: String) -> pb::LookupRequest {
     pb::LookupRequest {
-        child: Some(pb::ChildQuery {
-            given_names: "Amelia".into(),
-            surname: "Evans".into(),
-            date_of_birth: "2019-04-23".into(),
-            ..Default::default()
-        }),
-        operator_name: "Dr Asha Patel".into(),
-        operator_role: "ED registrar".into(),
         reason,
+        ..registrar_lookup(child_query("Amelia", "Evans", "2019-04-23"))
     }
 }
 
