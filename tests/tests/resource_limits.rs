@@ -515,6 +515,7 @@ async fn a_browser_sending_its_request_a_byte_at_a_time_to_the_console_is_cut_of
         answer.starts_with("HTTP/1.1 408"),
         "a form sent a byte a second is answered 408 at the limit, got after {body_held:?}: {answer:?}"
     );
+    assert_protected(&answer);
     assert!(
         body_held >= CONSOLE_LIMIT - Duration::from_secs(1),
         "cut off after {body_held:?}"
@@ -543,6 +544,23 @@ async fn a_browser_posting_an_oversize_form_to_the_console_is_refused() {
         answer.starts_with("HTTP/1.1 413"),
         "an oversize form is refused as too large: {answer:?}"
     );
+    assert_protected(&answer);
+}
+
+/// A console refusal carries the same security headers as its pages.
+fn assert_protected(answer: &str) {
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for header in [
+        "content-security-policy: default-src 'none'",
+        "x-frame-options: deny",
+        "strict-transport-security:",
+    ] {
+        assert!(head.contains(header), "{header} missing from {head:?}");
+    }
 }
 
 /// The primary under test, killed when the test ends however it ends.

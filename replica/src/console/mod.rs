@@ -141,7 +141,6 @@ impl Console {
             .route("/phone/{reference}", get(routes::ticket))
             .route("/status", get(routes::status))
             .fallback(routes::not_found)
-            .layer(axum::middleware::map_response(routes::protect))
             .with_state(self)
     }
 }
@@ -248,7 +247,9 @@ pub async fn serve(
     let router = Arc::new(console)
         .router()
         .layer(axum::extract::DefaultBodyLimit::max(FORM_BYTES))
-        .layer(axum::middleware::from_fn(within_request_limit));
+        .layer(axum::middleware::from_fn(within_request_limit))
+        // Outermost, so that the limits' own refusals carry the security headers too.
+        .layer(axum::middleware::map_response(routes::protect));
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
