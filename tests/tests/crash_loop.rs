@@ -299,7 +299,7 @@ fn refusal_reference(message: &str) -> Option<String> {
 
 /// One lookup from a terminal: a child on a plan most of the time, one in forty a child with no
 /// record, one in forty with too little detail to search (refused, and recorded all the same).
-/// Misses are kept rare: each one past a few raises the replica's enumeration alert, which the
+/// Misses are kept rare: a run of them raises the replica's enumeration alerts, which the
 /// primary logs.
 fn next_query(rng: &mut Rng, known: &Mutex<Vec<Known>>) -> (pb::ChildQuery, bool) {
     let pick = {

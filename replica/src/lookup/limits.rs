@@ -189,7 +189,7 @@ impl PatternWatch {
             return None;
         }
         times.push_back(now);
-        (times.len() >= MISSES_FOR_ALERT).then(|| {
+        due(times.len(), MISSES_FOR_ALERT).then(|| {
             format!(
                 "possible enumeration: {} lookups by {asker} in {MISS_WINDOW_MINUTES} minutes found no record or were refused",
                 times.len()
@@ -219,7 +219,7 @@ impl PatternWatch {
         operators.sort_unstable();
         operators.dedup();
         // One name alone is the operator's own run, alerted above.
-        (misses.len() >= TERMINAL_MISSES_FOR_ALERT && operators.len() > 1).then(|| {
+        (due(misses.len(), TERMINAL_MISSES_FOR_ALERT) && operators.len() > 1).then(|| {
             format!(
                 "possible enumeration: {} lookups at terminal {} in {MISS_WINDOW_MINUTES} minutes, under {} operator names ({}), found no record or were refused",
                 misses.len(),
@@ -280,6 +280,13 @@ fn listed<S: AsRef<str>>(names: &[S]) -> String {
         0 => shown.join(", "),
         more => format!("{} and {more} more", shown.join(", ")),
     }
+}
+
+/// Whether a run of `count` misses is due an alert: at `threshold`, then at every further
+/// `threshold`, so a run that goes on is reported as it goes without an alert for every lookup
+/// (each becomes an alert for the custodian at the primary).
+fn due(count: usize, threshold: usize) -> bool {
+    count >= threshold && (count - threshold) % threshold == 0
 }
 
 #[cfg(test)]
@@ -357,6 +364,21 @@ mod tests {
             .note(at("ws1", "a"), true, t0() + Duration::minutes(5))
             .expect("fifth miss");
         assert!(alert.contains("5 lookups by a at ws1"), "{alert}");
+        // A run that goes on is reported at every fifth miss, not at each (a's seventh is also
+        // the terminal's eighth, under two names: that alert is the terminal's own).
+        let more: Vec<bool> = (6..=15)
+            .map(|i| {
+                watch
+                    .note(at("ws1", "a"), true, t0() + Duration::seconds(300 + i))
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(
+            more,
+            [
+                false, true, false, false, true, false, false, false, false, true
+            ]
+        );
         assert!(
             watch
                 .note(at("ws1", "a"), true, t0() + Duration::minutes(30))
