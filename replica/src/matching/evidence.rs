@@ -84,11 +84,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
     if n == 0 || m == 0 {
         return n.max(m);
     }
-    // d(i, j) for i in -1..=n and j in -1..=m, kept at (i + 1) * width + (j + 1).
+    // d(i, j) for i in -1..=n and j in -1..=m, kept at (i + 1) * width + (j + 1): on the stack
+    // for names up to 30 letters, as nearly all are.
     let width = m + 2;
     let at = |i: usize, j: usize| i * width + j;
     let most = n + m;
-    let mut d = vec![0usize; (n + 2) * width];
+    const ON_STACK: usize = 32 * 32;
+    let mut stack = [0usize; ON_STACK];
+    let mut heap = Vec::new();
+    let d: &mut [usize] = if (n + 2) * width <= ON_STACK {
+        &mut stack[..(n + 2) * width]
+    } else {
+        heap.resize((n + 2) * width, 0);
+        &mut heap
+    };
     d[at(0, 0)] = most;
     for i in 0..=n {
         d[at(i + 1, 0)] = most;
@@ -369,6 +378,9 @@ mod tests {
             edit_distance("zoë", "zoe"),
             damerau_levenshtein("zoë", "zoe")
         );
+        // Past the table kept on the stack.
+        let (long, longer) = ("abcde".repeat(8), "abcde".repeat(8) + "ba");
+        assert_eq!(edit_distance(&long, &longer), 2);
     }
 
     #[test]
