@@ -286,7 +286,7 @@ fn listed<S: AsRef<str>>(names: &[S]) -> String {
 /// `threshold`, so a run that goes on is reported as it goes without an alert for every lookup
 /// (each becomes an alert for the custodian at the primary).
 fn due(count: usize, threshold: usize) -> bool {
-    count >= threshold && (count - threshold) % threshold == 0
+    count >= threshold && (count - threshold).is_multiple_of(threshold)
 }
 
 #[cfg(test)]
