@@ -125,6 +125,45 @@ async fn a_lookup_with_too_little_detail_is_refused_naming_what_is_missing_and_r
     replica.replica.stop().await;
 }
 
+/// Names are compared with one another for sweeps, kept by the limits, recorded and reported:
+/// a name of thousands of letters must cost no more than a real one, anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_with_names_thousands_of_letters_long_are_refused_cut_short_on_record_and_the_site_keeps_answering()
+ {
+    let (primary, replica) = site("ae").await;
+    let terminal = ae_terminal(&primary, &replica);
+    let started = std::time::Instant::now();
+    for i in 0..12 {
+        let mut client = terminal.lookup().await.expect("connect");
+        let mut long = registrar_lookup(child_query(&"É".repeat(15_000), "Evans", "2019-04-23"));
+        long.operator_name = format!("{i}{}", "x".repeat(20_000));
+        let err = client.lookup(long).await.expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains("longer than 100 characters"),
+            "{}",
+            err.message()
+        );
+    }
+    let answer = ask(&terminal, child_query("Amelia", "Evans", "2019-04-23"))
+        .await
+        .expect("answered");
+    assert_eq!(answer.outcome, i32::from(pb::LookupOutcome::Match));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "twelve long lookups held the site for {:?}",
+        started.elapsed()
+    );
+    let store = replica.replica.store();
+    let recorded = store.outbox(100).expect("outbox");
+    assert_eq!(recorded.len(), 13, "every refusal is on record");
+    for (_, enquiry) in &recorded {
+        let size = serde_json::to_vec(enquiry).expect("json").len();
+        assert!(size < 8 * 1024, "an enquiry of {size} bytes on record");
+    }
+    replica.replica.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_of_an_organisation_not_in_the_directory_is_refused() {
     let (primary, replica) = site("ae").await;
