@@ -59,7 +59,10 @@ impl RateLimiter {
             if *limit == 0 {
                 continue;
             }
-            let times = self.seen.entry((*key).to_owned()).or_default();
+            // Looked up, not inserted: a refused lookup under a new name leaves nothing behind.
+            let Some(times) = self.seen.get_mut(*key) else {
+                continue;
+            };
             while times.front().is_some_and(|t| now - *t >= window) {
                 times.pop_front();
             }
@@ -119,9 +122,9 @@ const NAMES_LISTED: usize = 6;
 #[derive(Debug, Default)]
 pub struct PatternWatch {
     /// Misses by each operator name at each terminal (terminal, operator).
-    operator_misses: HashMap<(String, String), VecDeque<DateTime<Utc>>>,
+    operator_misses: HashMap<(String, String), Run<()>>,
     /// Misses at each terminal, with the operator name each was made under.
-    terminal_misses: HashMap<String, VecDeque<(DateTime<Utc>, String)>>,
+    terminal_misses: HashMap<String, Run<String>>,
     /// When each operator name was last used at each terminal.
     names: HashMap<String, HashMap<String, DateTime<Utc>>>,
     /// Recent queries per terminal, and sweeps held.
@@ -161,7 +164,7 @@ impl PatternWatch {
         let names = self.names.entry(asker.terminal.to_owned()).or_default();
         names.retain(|_, last| now - *last < window);
         let new = names.insert(asker.operator.to_owned(), now).is_none();
-        (new && names.len() >= OPERATOR_NAMES_FOR_ALERT).then(|| {
+        (new && due(names.len(), OPERATOR_NAMES_FOR_ALERT)).then(|| {
             let mut typed: Vec<&str> = names.keys().map(String::as_str).collect();
             typed.sort_unstable();
             format!(
@@ -181,18 +184,16 @@ impl PatternWatch {
     ) -> Option<String> {
         let window = Duration::minutes(MISS_WINDOW_MINUTES);
         let key = (asker.terminal.to_owned(), asker.operator.to_owned());
-        let times = self.operator_misses.entry(key).or_default();
-        while times.front().is_some_and(|t| now - *t >= window) {
-            times.pop_front();
-        }
+        let run = self.operator_misses.entry(key).or_default();
+        run.forget_before(now - window);
         if !missed {
             return None;
         }
-        times.push_back(now);
-        due(times.len(), MISSES_FOR_ALERT).then(|| {
+        run.push(now, ());
+        run.alert(MISSES_FOR_ALERT).then(|| {
             format!(
                 "possible enumeration: {} lookups by {asker} in {MISS_WINDOW_MINUTES} minutes found no record or were refused",
-                times.len()
+                run.recent.len()
             )
         })
     }
@@ -204,30 +205,33 @@ impl PatternWatch {
         now: DateTime<Utc>,
     ) -> Option<String> {
         let window = Duration::minutes(MISS_WINDOW_MINUTES);
-        let misses = self
+        let run = self
             .terminal_misses
             .entry(asker.terminal.to_owned())
             .or_default();
-        while misses.front().is_some_and(|(t, _)| now - *t >= window) {
-            misses.pop_front();
-        }
+        run.forget_before(now - window);
         if !missed {
             return None;
         }
-        misses.push_back((now, asker.operator.to_owned()));
-        let mut operators: Vec<&str> = misses.iter().map(|(_, o)| o.as_str()).collect();
-        operators.sort_unstable();
-        operators.dedup();
+        run.push(now, asker.operator.to_owned());
+        let operators = |run: &Run<String>| {
+            let mut operators: Vec<String> = run.recent.iter().map(|(_, o)| o.clone()).collect();
+            operators.sort_unstable();
+            operators.dedup();
+            operators
+        };
         // One name alone is the operator's own run, alerted above.
-        (due(misses.len(), TERMINAL_MISSES_FOR_ALERT) && operators.len() > 1).then(|| {
-            format!(
-                "possible enumeration: {} lookups at terminal {} in {MISS_WINDOW_MINUTES} minutes, under {} operator names ({}), found no record or were refused",
-                misses.len(),
-                asker.terminal,
-                operators.len(),
-                listed(&operators)
-            )
-        })
+        if operators(run).len() < 2 || !run.alert(TERMINAL_MISSES_FOR_ALERT) {
+            return None;
+        }
+        let operators = operators(run);
+        Some(format!(
+            "possible enumeration: {} lookups at terminal {} in {MISS_WINDOW_MINUTES} minutes, under {} operator names ({}), found no record or were refused",
+            run.recent.len(),
+            asker.terminal,
+            operators.len(),
+            listed(&operators)
+        ))
     }
 
     /// Now and then, drops terminals and operators with nothing recent, so that names typed
@@ -241,9 +245,9 @@ impl PatternWatch {
         let misses = Duration::minutes(MISS_WINDOW_MINUTES);
         let names = Duration::minutes(NAMES_WINDOW_MINUTES);
         self.operator_misses
-            .retain(|_, times| times.back().is_some_and(|t| now - *t < misses));
+            .retain(|_, run| run.last().is_some_and(|t| now - t < misses));
         self.terminal_misses
-            .retain(|_, times| times.back().is_some_and(|(t, _)| now - *t < misses));
+            .retain(|_, run| run.last().is_some_and(|t| now - t < misses));
         self.names.retain(|_, typed| {
             typed.retain(|_, last| now - *last < names);
             !typed.is_empty()
@@ -282,11 +286,66 @@ fn listed<S: AsRef<str>>(names: &[S]) -> String {
     }
 }
 
-/// Whether a run of `count` misses is due an alert: at `threshold`, then at every further
-/// `threshold`, so a run that goes on is reported as it goes without an alert for every lookup
-/// (each becomes an alert for the custodian at the primary).
+/// Whether `count` is due an alert: at `threshold`, then at every further `threshold`, so that
+/// something that goes on is reported as it goes without an alert for every lookup (each
+/// becomes an alert for the custodian at the primary).
 fn due(count: usize, threshold: usize) -> bool {
     count >= threshold && (count - threshold).is_multiple_of(threshold)
+}
+
+/// Misses within a sliding window, and the run they belong to: every miss since the window was
+/// last empty. A run is alerted when the window first holds `threshold` misses, then at every
+/// further `threshold` misses of the run, even if the window never holds that many again (a
+/// steady nine in ten minutes is reported every five, not once).
+#[derive(Debug)]
+struct Run<T> {
+    recent: VecDeque<(DateTime<Utc>, T)>,
+    length: usize,
+    /// The run's length at its last alert.
+    alerted_at: Option<usize>,
+}
+
+impl<T> Default for Run<T> {
+    fn default() -> Self {
+        Run {
+            recent: VecDeque::new(),
+            length: 0,
+            alerted_at: None,
+        }
+    }
+}
+
+impl<T> Run<T> {
+    fn forget_before(&mut self, start: DateTime<Utc>) {
+        while self.recent.front().is_some_and(|(t, _)| *t <= start) {
+            self.recent.pop_front();
+        }
+        if self.recent.is_empty() {
+            self.length = 0;
+            self.alerted_at = None;
+        }
+    }
+
+    fn push(&mut self, at: DateTime<Utc>, item: T) {
+        self.recent.push_back((at, item));
+        self.length += 1;
+    }
+
+    fn last(&self) -> Option<DateTime<Utc>> {
+        self.recent.back().map(|(t, _)| *t)
+    }
+
+    /// Whether this miss is due an alert; if so, it is counted as alerted.
+    fn alert(&mut self, threshold: usize) -> bool {
+        let due = self.recent.len() >= threshold
+            && self
+                .alerted_at
+                .is_none_or(|at| self.length >= at + threshold);
+        if due {
+            self.alerted_at = Some(self.length);
+        }
+        due
+    }
 }
 
 #[cfg(test)]
@@ -385,6 +444,24 @@ mod tests {
                 .is_none(),
             "an old run is forgotten"
         );
+    }
+
+    #[test]
+    fn a_steady_run_of_misses_below_two_windows_worth_is_reported_every_fifth_miss() {
+        let mut watch = PatternWatch::default();
+        // One miss every 70 s for 35 minutes: never ten in a window, 30 misses in the run.
+        let alerted: Vec<usize> = (1..=30)
+            .filter(|&i| {
+                watch
+                    .note(
+                        at("ws1", "a"),
+                        true,
+                        t0() + Duration::seconds(70 * i as i64),
+                    )
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(alerted, [5, 10, 15, 20, 25, 30]);
     }
 
     #[test]
