@@ -78,6 +78,11 @@ enum Ended {
     Lost {
         /// Whether the session applied anything, which resets the backoff.
         applied: bool,
+        /// Whether it ended on a frame the intake refused: then however long it was up (a
+        /// large snapshot refused at the end), it was no working link.
+        refused: bool,
+        /// How long it was subscribed.
+        up: Duration,
     },
 }
 
@@ -101,15 +106,16 @@ impl Subscriber {
         let mut shutdown = self.shutdown.clone();
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let began = Instant::now();
             let ended = self.session(&mut shutdown).await;
             self.link.set_connected(false);
             self.intake.abandon();
             match ended {
                 Ended::Shutdown => break,
-                Ended::Lost { applied } => {
-                    backoff = backoff_after(backoff, applied, began.elapsed());
-                }
+                Ended::Lost {
+                    applied,
+                    refused,
+                    up,
+                } => backoff = backoff_after(backoff, applied, refused, up),
             }
             let delay = jittered(backoff);
             tracing::debug!(authority = %self.intake.authority(), ?delay, "redialling after a pause");
@@ -160,10 +166,20 @@ impl Subscriber {
             Err(message) => {
                 tracing::warn!(%authority, error = %message, "primary unreachable; serving the copy held");
                 self.link.failed(message);
-                return Ended::Lost { applied: false };
+                return Ended::Lost {
+                    applied: false,
+                    refused: false,
+                    up: Duration::ZERO,
+                };
             }
         };
         self.link.set_connected(true);
+        let subscribed = Instant::now();
+        let lost = |applied, refused| Ended::Lost {
+            applied,
+            refused,
+            up: subscribed.elapsed(),
+        };
         tracing::info!(%authority, "subscribed to the primary");
         self.report(&mut client).await;
         let mut reports = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
@@ -183,7 +199,7 @@ impl Subscriber {
                 _ = idle => {
                     tracing::warn!(%authority, "no frame from the primary within freshness_check_seconds; redialling");
                     self.link.failed("no frame from the primary within freshness_check_seconds".into());
-                    return Ended::Lost { applied };
+                    return lost(applied, false);
                 }
                 message = stream.message() => {
                     last_frame = Instant::now();
@@ -196,16 +212,16 @@ impl Subscriber {
                             Ok(_) => {}
                             // Logged and counted by the intake; the primary resends from the
                             // version held on the next subscription.
-                            Err(_) => return Ended::Lost { applied },
+                            Err(_) => return lost(applied, true),
                         },
                         Ok(None) => {
                             tracing::info!(%authority, "the primary ended the subscription");
-                            return Ended::Lost { applied };
+                            return lost(applied, false);
                         }
                         Err(status) => {
                             tracing::warn!(%authority, %status, "subscription lost; serving the copy held");
                             self.link.failed(format!("link: {status}"));
-                            return Ended::Lost { applied };
+                            return lost(applied, false);
                         }
                     }
                 }
@@ -250,10 +266,10 @@ impl Subscriber {
 }
 
 /// The backoff to wait (before jitter) after a lost session: afresh after a session that applied
-/// something or stayed up for [`STEADY_SESSION`], otherwise the one that led to it, doubled for
-/// the next attempt by the caller.
-fn backoff_after(backoff: Duration, applied: bool, lasted: Duration) -> Duration {
-    if applied || lasted >= STEADY_SESSION {
+/// something, or that was subscribed for [`STEADY_SESSION`] (`up`) and not ended by a frame the
+/// intake `refused`; otherwise the one that led to it, doubled for the next attempt by the caller.
+fn backoff_after(backoff: Duration, applied: bool, refused: bool, up: Duration) -> Duration {
+    if applied || (!refused && up >= STEADY_SESSION) {
         FIRST_BACKOFF
     } else {
         backoff

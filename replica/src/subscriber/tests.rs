@@ -473,17 +473,25 @@ fn after_primary_restarts_on_a_quiet_register_the_replica_redials_at_once_not_af
     // Sessions that failed at once back off, up to the longest wait...
     let mut backoff = FIRST_BACKOFF;
     for _ in 0..12 {
-        backoff = (backoff_after(backoff, false, Duration::from_millis(5)) * 2).min(MAX_BACKOFF);
+        backoff =
+            (backoff_after(backoff, false, false, Duration::from_millis(5)) * 2).min(MAX_BACKOFF);
     }
     assert_eq!(backoff, MAX_BACKOFF);
     // ...but a session that was up for a minute with nothing to apply was a working link: its
     // loss (a restart of the primary) is redialled after the first, short wait.
     assert_eq!(
-        backoff_after(backoff, false, Duration::from_secs(60)),
+        backoff_after(backoff, false, false, Duration::from_secs(60)),
         FIRST_BACKOFF
     );
     assert_eq!(
-        backoff_after(backoff, true, Duration::from_millis(5)),
+        backoff_after(backoff, true, false, Duration::from_millis(5)),
         FIRST_BACKOFF
+    );
+
+    // A session that ended on a refused frame was no working link however long it lasted (a
+    // large snapshot refused at the end): the backoff goes on growing.
+    assert_eq!(
+        backoff_after(MAX_BACKOFF, false, true, Duration::from_secs(60)),
+        MAX_BACKOFF
     );
 }
