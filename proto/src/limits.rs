@@ -22,8 +22,8 @@ pub const SMALL_REQUEST_BYTES: usize = 64 * 1024;
 pub const REGISTER_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Largest request to the primary's Replication service: a replica's batch of enquiries is cut
-/// at 1 MiB of records (a larger enquiry goes alone, and one is a lookup of at most
-/// [`SMALL_REQUEST_BYTES`] with its answer), so twice that leaves room for the references.
+/// at 1 MiB of records, and one enquiry is a few kilobytes (a replica cuts every free-text field
+/// of a lookup short before recording it), so twice that leaves room for the references.
 pub const REPLICATION_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 
 /// What one gRPC server allows each connection and each call.
