@@ -124,7 +124,7 @@ async fn an_operator_signs_in_and_finds_a_child_by_exact_details_and_despite_a_t
     browser.screenshot(&shots, "04-answer-small-screen").await;
     browser.resize(1024, 1300).await;
 
-    // The enquiry is on record, made at the "web console" terminal by the operator.
+    // The enquiry is on record, made at the operator's own "web console (duty)" terminal.
     let reference = browser.text("#reference").await;
     let recorded = replica
         .replica
@@ -145,7 +145,12 @@ async fn an_operator_signs_in_and_finds_a_child_by_exact_details_and_despite_a_t
                 operator.as_str(),
                 operator_role.as_str()
             ),
-            ("web console", "st-elsewhere-ae", OPERATOR, "ED registrar")
+            (
+                format!("web console ({OPERATOR})").as_str(),
+                "st-elsewhere-ae",
+                OPERATOR,
+                "ED registrar"
+            )
         ),
         other => panic!("recorded as {other:?}"),
     }

@@ -24,7 +24,10 @@ use crate::store::{EnquiryPath, EnquiryState};
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub IpAddr);
 
-/// The name the console's lookups are recorded under, as a terminal's certificate name would be.
+/// The name the console's lookups are recorded under, as a terminal's certificate name would be,
+/// followed by the operator's account: each signed-in account is a terminal of its own for the
+/// limits and the enumeration watch, since accounts, unlike the names typed at a terminal, are
+/// real people who signed in.
 pub const TERMINAL_NAME: &str = "web console";
 
 const SESSION_COOKIE: &str = "__Host-cpreg_session";
@@ -100,9 +103,9 @@ impl Console {
         html(StatusCode::OK, render(&frame))
     }
 
-    fn terminal(&self) -> Terminal {
+    fn terminal(&self, session: &Session) -> Terminal {
         Terminal {
-            name: TERMINAL_NAME.to_owned(),
+            name: format!("{TERMINAL_NAME} ({})", session.operator),
             organisation: Some(self.organisation.clone()),
         }
     }
@@ -345,7 +348,7 @@ pub async fn lookup(
     };
     match console
         .lookups
-        .lookup_for(&console.terminal(), request)
+        .lookup_for(&console.terminal(&session), request)
         .await
     {
         Ok(answer) => console.page(&session, |f| pages::answer(f, &answer)),
@@ -386,7 +389,7 @@ pub async fn phone(
     };
     match console
         .lookups
-        .open_enquiry_for(&console.terminal(), request)
+        .open_enquiry_for(&console.terminal(&session), request)
         .await
     {
         // Post, then redirect: reloading the ticket page does not open a second enquiry.
