@@ -2,40 +2,16 @@
 //! example configuration loads, a wrong key or a missing file is named, and the systemd unit is
 //! hardened as documented and starts the binary with flags it accepts.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
 use cpreg_primary::cli::Cli;
 use cpreg_primary::config::Config;
 
-fn deploy() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
-}
-
-/// Each `Key=value` of a unit file, by key, in order (a key may be given more than once).
-fn unit(path: &Path) -> BTreeMap<String, Vec<String>> {
-    let text = std::fs::read_to_string(path).expect("the unit file");
-    let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line.starts_with('[') {
-            continue;
-        }
-        let (key, value) = line.split_once('=').expect("Key=value");
-        keys.entry(key.to_owned())
-            .or_default()
-            .push(value.to_owned());
-    }
-    keys
-}
-
-fn one<'a>(unit: &'a BTreeMap<String, Vec<String>>, key: &str) -> &'a str {
-    match unit.get(key).map(Vec::as_slice) {
-        Some([value]) => value,
-        other => panic!("{key}: expected one value, found {other:?}"),
-    }
-}
+#[path = "../../tests/shared/deploy_checks.rs"]
+mod deploy_checks;
+use deploy_checks::{assert_hardened, deploy, one, unit, verify_with_systemd};
 
 #[test]
 fn every_primary_example_in_deploy_loads() {
@@ -96,26 +72,7 @@ fn an_unknown_key_or_a_missing_file_is_named() {
 fn the_systemd_unit_is_hardened_and_starts_the_real_command_line() {
     let path = deploy().join("systemd/cpreg-primary.service");
     let unit = unit(&path);
-    for (key, value) in [
-        ("User", "cpreg-primary"),
-        ("Group", "cpreg-primary"),
-        ("NoNewPrivileges", "yes"),
-        ("ProtectSystem", "strict"),
-        ("ProtectHome", "yes"),
-        ("PrivateTmp", "yes"),
-        ("PrivateDevices", "yes"),
-        ("CapabilityBoundingSet", ""),
-        ("AmbientCapabilities", ""),
-        ("StateDirectory", "cpreg-primary"),
-        ("StateDirectoryMode", "0700"),
-        ("ReadWritePaths", "/var/lib/cpreg-primary"),
-        ("UMask", "0077"),
-        ("KillSignal", "SIGTERM"),
-        ("RestrictSUIDSGID", "yes"),
-        ("MemoryDenyWriteExecute", "yes"),
-    ] {
-        assert_eq!(one(&unit, key), value, "{key}");
-    }
+    assert_hardened(&unit, "cpreg-primary");
     // The state the unit makes writable is where the example keeps the register and its key.
     let config = Config::load(&deploy().join("primary.toml")).expect("example");
     assert_eq!(config.data_dir, Path::new("/var/lib/cpreg-primary"));
@@ -152,29 +109,4 @@ fn the_systemd_unit_is_hardened_and_starts_the_real_command_line() {
         "/usr/local/bin/cpreg-primary",
         env!("CARGO_BIN_EXE_cpreg-primary"),
     );
-}
-
-/// `systemd-analyze verify` on the unit with its binary path pointed at the one just built:
-/// silent and successful, or the test fails. Skipped, saying so, where systemd is not installed.
-fn verify_with_systemd(unit: &Path, installed: &str, built: &str) {
-    let Ok(found) = Command::new("systemd-analyze").arg("--version").output() else {
-        eprintln!("systemd-analyze is not installed: `verify` skipped");
-        return;
-    };
-    assert!(found.status.success());
-    let dir = tempfile::tempdir().expect("folder");
-    let copy = dir.path().join(unit.file_name().expect("a file name"));
-    let text = std::fs::read_to_string(unit).expect("unit");
-    std::fs::write(&copy, text.replace(installed, built)).expect("copy");
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&copy)
-        .output()
-        .expect("systemd-analyze runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }
