@@ -3,6 +3,7 @@
 //! and as of when, and never that the child is safe.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cpreg_proto::pb;
@@ -22,7 +23,8 @@ pub struct Freshness {
     /// This replica's site.
     pub site: String,
     /// Each authority's own numbers (office, EDT), as its snapshot carries them.
-    pub numbers: BTreeMap<String, pb::AuthorityInfo>,
+    /// Shared with the copy held, not copied for each answer.
+    pub numbers: Arc<BTreeMap<String, pb::AuthorityInfo>>,
 }
 
 impl Freshness {

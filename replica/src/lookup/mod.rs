@@ -41,7 +41,7 @@ use limits::{PatternWatch, RateLimiter};
 struct Held {
     changes: u64,
     states: Vec<(String, TrustedState)>,
-    numbers: BTreeMap<String, pb::AuthorityInfo>,
+    numbers: Arc<BTreeMap<String, pb::AuthorityInfo>>,
     /// Organisations found so far (ids not found are read again each time, so a terminal
     /// sending made-up ids cannot grow this).
     organisations: std::sync::Mutex<HashMap<String, pb::Organisation>>,
@@ -242,7 +242,7 @@ impl LookupService {
         let held = Arc::new(Held {
             changes,
             states,
-            numbers,
+            numbers: Arc::new(numbers),
             organisations: std::sync::Mutex::new(HashMap::new()),
         });
         *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(held.clone());
