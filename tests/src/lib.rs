@@ -2,6 +2,7 @@
 //! started for real (in this process on port 0, or as a separate process that can be killed),
 //! and profiles for every role, all under one temporary folder.
 
+pub mod authorisation;
 pub mod receivers;
 pub mod replica;
 pub mod replica_process;

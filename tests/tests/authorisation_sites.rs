@@ -10,6 +10,7 @@ use cpreg_proto::pb;
 use cpreg_proto::pb::lookup_client::LookupClient;
 use cpreg_proto::pb::replication_client::ReplicationClient;
 use cpreg_proto::role::Role;
+use cpreg_tests::authorisation::judged;
 use cpreg_tests::replica::{TestReplica, terminal_profile};
 use cpreg_tests::site::{
     DEMO_EDT, ST_ELSEWHERE_AE, ae_terminal, child_query, lookup_site, registrar_lookup,
@@ -90,23 +91,7 @@ async fn every_replication_rpc_is_refused_for_every_role_it_is_not_meant_for() {
         let mut client = primary.profile(role).replication().await.expect("connect");
         for (rpc, allowed) in REPLICATION_RPCS {
             let result = call_replication(&mut client, rpc).await;
-            if allowed.contains(&role) {
-                if let Err(e) = &result {
-                    assert_ne!(
-                        e.code(),
-                        Code::PermissionDenied,
-                        "{rpc} wrongly refused {role}: {}",
-                        e.message()
-                    );
-                }
-            } else {
-                let e = result.expect_err(&format!("{rpc} let {role} through"));
-                assert_eq!(
-                    e.code(),
-                    Code::PermissionDenied,
-                    "{rpc} for {role}: {}",
-                    e.message()
-                );
+            if let Some(e) = judged(rpc, role, allowed.contains(&role), result) {
                 assert!(
                     e.message().contains(rpc),
                     "the refusal names the RPC: {}",
@@ -189,23 +174,7 @@ async fn every_lookup_rpc_is_refused_for_all_but_a_terminal_of_the_site() {
         let mut client = lookup_client(profile, &replica).await.expect("connect");
         for rpc in LOOKUP_RPCS {
             let result = call_lookup(&mut client, rpc).await;
-            if *allowed {
-                if let Err(e) = &result {
-                    assert_ne!(
-                        e.code(),
-                        Code::PermissionDenied,
-                        "{rpc} wrongly refused the {holder}: {}",
-                        e.message()
-                    );
-                }
-            } else {
-                let e = result.expect_err(&format!("{rpc} let the {holder} through"));
-                assert_eq!(
-                    e.code(),
-                    Code::PermissionDenied,
-                    "{rpc} for the {holder}: {}",
-                    e.message()
-                );
+            if judged(rpc, format!("the {holder}"), *allowed, result).is_some() {
                 refusals += 1;
             }
         }
